@@ -1,0 +1,169 @@
+"""The engine: one scheduler for both modes, and the local executor with its retry loop.
+
+The scheduler starts each step as soon as everything it needs has succeeded, runs independent steps at the
+same time, and marks the dependents of a failed step ``skipped`` (independent branches run on). How one step
+is executed is the executor's business: :class:`LocalExecutor` runs our retry loop in-process; the Prefect
+executor (``prefect_init.flows``) hands each step to a Prefect task so that retries are Prefect states.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Protocol
+
+from .context import RunContext, StepLogger
+from .durations import format_duration
+from .errors import StepCancelled, StepError, StepFailed
+from .outcome import FAILED, NOT_RUN, SKIPPED, SUCCEEDED, RunOutcome, StepOutcome, now_iso
+from .plan import Plan, build_plan
+from .redaction import redact
+from .registry import kind_module
+from .spec import Policy, Spec, StepBase
+
+
+def run_attempt(step: StepBase, ctx: RunContext) -> None:
+    """Run one attempt of ``step``. Any failure comes out as a :class:`StepError` with a redacted message."""
+    ctx.check()
+    function = kind_module(step.kind).run
+    try:
+        function(step, ctx)
+    except StepError as exc:
+        if ctx.cancel.is_set() and not isinstance(exc, StepCancelled):
+            raise StepCancelled(f"step {step.name!r} stopped: the run was terminated (SIGTERM)") from None
+        raise type(exc)(redact(str(exc))) from None
+    except Exception as exc:  # an unexpected error is final, and carries no value
+        raise StepFailed(redact(f"unexpected {type(exc).__name__}: {exc}")) from None
+
+
+def backoff_delay(attempt: int, policy: Policy, rng: random.Random | None = None) -> float:
+    """The pause after failed attempt number ``attempt`` (1-based): doubling, capped, +-20 % jitter."""
+    base = min(policy.max_retry_delay, policy.retry_delay * (2 ** (attempt - 1)))
+    return min(policy.max_retry_delay, base * (rng or random).uniform(0.8, 1.2))
+
+
+def retry_delays(policy: Policy) -> list[float]:
+    """The un-jittered pauses between attempts (what the Prefect executor gives Prefect)."""
+    return [min(policy.max_retry_delay, policy.retry_delay * 2**i) for i in range(policy.retries)]
+
+
+class Executor(Protocol):
+    def execute(self, step: StepBase, policy: Policy) -> StepOutcome:
+        """Run ``step`` to its end (all attempts) and say how it went. Never raises."""
+
+
+class Reporter(Protocol):
+    def step_started(self, name: str) -> None: ...
+    def step_retrying(self, name: str, attempt: int, delay: float, error: str) -> None: ...
+    def step_finished(self, outcome: StepOutcome) -> None: ...
+    def logger_for(self, name: str) -> StepLogger: ...
+
+
+@dataclass
+class LocalExecutor:
+    """Runs a step's attempts in this thread: deadline over all attempts, back-off with jitter."""
+
+    spec: Spec
+    reporter: Reporter
+    cancel: threading.Event
+
+    def execute(self, step: StepBase, policy: Policy) -> StepOutcome:
+        started = time.monotonic()
+        deadline = started + policy.timeout
+        log = self.reporter.logger_for(step.name)
+        attempt = 0
+        while True:
+            attempt += 1
+            ctx = RunContext(step.name, deadline, policy.timeout, self.cancel, log, self.spec.base_dir, attempt)
+            try:
+                run_attempt(step, ctx)
+                return StepOutcome(step.name, step.kind, SUCCEEDED, attempt, time.monotonic() - started)
+            except StepError as exc:
+                error = str(exc)
+                final = not exc.retryable or attempt > policy.retries
+                delay = 0.0 if final else backoff_delay(attempt, policy)
+                if not final and time.monotonic() + delay >= deadline:
+                    error = f"{error} (deadline {format_duration(policy.timeout)} reached after {attempt} attempts)"
+                    final = True
+                elif final and exc.retryable and policy.retries:
+                    error = f"{error} (gave up after {attempt} attempts)"
+                if final:
+                    return StepOutcome(step.name, step.kind, FAILED, attempt, time.monotonic() - started, error)
+                self.reporter.step_retrying(step.name, attempt, delay, error)
+                if self.cancel.wait(delay):
+                    return StepOutcome(step.name, step.kind, FAILED, attempt, time.monotonic() - started,
+                                       "stopped: the run was terminated (SIGTERM) while waiting to retry")
+
+
+def run_spec_with(spec: Spec, executor: Executor, reporter: Reporter, cancel: threading.Event,
+                  only: Iterable[str] | None = None, plan: Plan | None = None,
+                  on_done: Callable[[RunOutcome], None] | None = None) -> RunOutcome:
+    """Schedule every step of ``spec`` on ``executor``; return the run's outcome (never raises for a step).
+
+    A step starts once every step it needs has succeeded (or was filtered out by ``only``); a step whose need
+    failed or was skipped is never started and ends ``skipped``.
+    """
+    plan = plan or build_plan(spec.steps)
+    selected = set(only) if only else set(plan.order)
+    outcome = RunOutcome(name=spec.name, started_at=now_iso())
+    results: dict[str, StepOutcome] = {}
+    for name in plan.order:
+        if name not in selected:
+            results[name] = StepOutcome(name, spec.step(name).kind, NOT_RUN)
+    running: dict[Future[StepOutcome], str] = {}
+
+    def ready(name: str) -> bool:
+        return all(results.get(dep) is not None and results[dep].status in (SUCCEEDED, NOT_RUN)
+                   for dep in plan.needs[name])
+
+    with ThreadPoolExecutor(max_workers=max(1, len(plan.order)), thread_name_prefix="step") as pool:
+        while True:
+            if not cancel.is_set():
+                for name in plan.order:
+                    if name not in results and name not in running.values() and ready(name):
+                        step = spec.step(name)
+                        reporter.step_started(name)
+                        running[pool.submit(executor.execute, step, spec.policy(step))] = name
+            if not running:
+                break
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in done:
+                name = running.pop(future)
+                step = spec.step(name)
+                try:
+                    result = future.result()
+                except Exception as exc:  # an executor bug must not lose the status file
+                    result = StepOutcome(name, step.kind, FAILED, error=redact(f"internal error: {exc!r}"))
+                results[name] = result
+                reporter.step_finished(result)
+    for name in plan.order:
+        if name not in results:
+            why = "run stopped by SIGTERM before it started" if cancel.is_set() else "a step it needs failed"
+            results[name] = StepOutcome(name, spec.step(name).kind, SKIPPED, error=why)
+            reporter.step_finished(results[name])
+    outcome.steps = [results[name] for name in plan.order]
+    outcome.interrupted = cancel.is_set()
+    outcome.finished_at = now_iso()
+    if on_done is not None:
+        on_done(outcome)
+    return outcome
+
+
+def install_sigterm(cancel: threading.Event) -> None:
+    """On SIGTERM (pod deletion) set ``cancel``: running steps stop, the status is still written.
+
+    Only possible from the main thread; elsewhere (a worker's thread) nothing is installed.
+    """
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        cancel.set()
+
+    signal.signal(signal.SIGTERM, handler)

@@ -1,0 +1,46 @@
+"""``${VAR}`` and ``${VAR:-default}`` from the environment; ``$${`` writes a literal ``${``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+_TOKEN = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{[^}]*\}?")
+
+
+class UnsetVariable(ValueError):
+    """A ``${VAR}`` without a default names a variable that is not set."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"environment variable {name} is not set (write ${{{name}:-default}} for a default)")
+
+
+class BadReference(ValueError):
+    """``${...}`` that is not a variable reference."""
+
+
+def expand(text: str, env: Mapping[str, str]) -> str:
+    """Replace every reference in ``text``; raise :class:`UnsetVariable` or :class:`BadReference`."""
+    if "$" not in text:
+        return text
+
+    def replace(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token == "$${":
+            return "${"
+        name, default = match.group(1), match.group(2)
+        if name is None:
+            raise BadReference("malformed ${...} reference: expected ${NAME} or ${NAME:-default} ($${ for a literal)")
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise UnsetVariable(name)
+
+    return _TOKEN.sub(replace, text)
+
+
+def referenced_variables(text: str) -> list[str]:
+    """The variable names ``text`` refers to (for telling which values came from the environment)."""
+    return [m.group(1) for m in _TOKEN.finditer(text) if m.group(1)]

@@ -1,0 +1,104 @@
+"""Outcomes of steps and runs, the status file, and the Kubernetes termination message."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .atomic import write_atomic
+from .redaction import redact
+
+SUCCEEDED, FAILED, SKIPPED, NOT_RUN = "succeeded", "failed", "skipped", "not_run"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class StepOutcome:
+    name: str
+    kind: str
+    status: str
+    attempts: int = 0
+    duration_s: float = 0.0
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["duration_s"] = round(self.duration_s, 3)
+        if self.error is None:
+            del data["error"]
+        else:
+            data["error"] = redact(self.error)
+        return data
+
+
+@dataclass
+class RunOutcome:
+    name: str
+    started_at: str
+    finished_at: str = ""
+    steps: list[StepOutcome] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def status(self) -> str:
+        ok = not self.interrupted and all(s.status in (SUCCEEDED, NOT_RUN) for s in self.steps)
+        return SUCCEEDED if ok else FAILED
+
+    def first_failure(self) -> StepOutcome | None:
+        return next((s for s in self.steps if s.status == FAILED), None)
+
+    def reason(self) -> str:
+        """One short line: why the run failed (for the termination log and the CLI's last line)."""
+        failed = self.first_failure()
+        if failed is not None:
+            return redact(f"step {failed.name} ({failed.kind}) failed: {failed.error}")
+        if self.interrupted:
+            return "run stopped by SIGTERM"
+        return "all steps succeeded"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"name": self.name, "status": self.status, "started_at": self.started_at,
+                "finished_at": self.finished_at, "steps": [s.to_dict() for s in self.steps]}
+
+    def markdown(self) -> str:
+        """A markdown table of the steps, for a Prefect artifact."""
+        rows = [f"# prefect-init: {self.name} - {self.status}", "",
+                "| step | kind | status | attempts | duration | error |", "|---|---|---|---|---|---|"]
+        for s in self.steps:
+            error = redact(s.error or "").replace("|", "\\|").replace("\n", " ")
+            rows.append(f"| {s.name} | {s.kind} | {s.status} | {s.attempts} | {s.duration_s:.2f}s | {error} |")
+        return "\n".join(rows) + "\n"
+
+
+def write_status_file(path: Path, outcome: RunOutcome) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(outcome.to_dict(), indent=2) + "\n", mode=0o644)
+
+
+TERMINATION_LOG = "/dev/termination-log"
+
+
+def write_termination_log(outcome: RunOutcome) -> None:
+    """Kubernetes shows this file's content as the container's termination message (max 4096 bytes)."""
+    path = os.environ.get("PREFECT_INIT_TERMINATION_LOG", TERMINATION_LOG)
+    if not os.path.exists(path) or not os.access(path, os.W_OK):
+        return
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(outcome.reason()[:4000] + "\n")
+    except OSError:
+        pass
+
+
+def publish(outcome: RunOutcome, status_path: Path | None) -> None:
+    """Write what the main container and Kubernetes read: the status file, and the reason of a failure."""
+    if status_path is not None:
+        write_status_file(status_path, outcome)
+    if outcome.status != SUCCEEDED:
+        write_termination_log(outcome)

@@ -1,0 +1,21 @@
+"""Step kinds: the spec key of each kind -> the module in ``prefect_init.steps`` that implements it.
+
+Each module defines ``Step`` (a :class:`prefect_init.spec.StepBase` subclass with a field named after the kind)
+and ``run(step, ctx)``. Adding a kind is adding its module and one line here. Modules are imported only when a
+spec uses the kind, so a spec with a ``files`` step never imports psycopg.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+KINDS: dict[str, str] = {
+    "files": "prefect_init.steps.files",
+    "command": "prefect_init.steps.command",
+}
+
+
+def kind_module(kind: str) -> ModuleType:
+    """The implementation module of ``kind`` (KeyError for an unknown kind)."""
+    return importlib.import_module(KINDS[kind])

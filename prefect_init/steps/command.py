@@ -1,0 +1,126 @@
+"""The ``command`` step: a process without a shell, its output streamed into the logs line by line.
+
+.. code-block:: yaml
+
+    - name: build
+      command: [npm, run, build]
+      cwd: /repo
+      env:
+        NODE_ENV: production
+        NPM_TOKEN: {file: /secrets/npm-token}   # read at run time; a secret, masked everywhere
+
+A non-zero exit is worth retrying (the step's ``retries``); a missing program or cwd is final. At the deadline,
+or on SIGTERM, the whole process group gets SIGTERM, then SIGKILL after ``kill_grace``.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from typing import Annotated
+
+from pydantic import BeforeValidator, Field
+
+from ..context import RunContext
+from ..durations import Duration, format_duration
+from ..errors import RetryableError, StepCancelled, StepFailed, StepTimeout
+from ..redaction import register_secret
+from ..spec import StepBase, StrictModel
+
+TAIL_LINES = 10
+
+
+class FromFile(StrictModel):
+    file: str
+
+
+def _argv(value: object) -> object:
+    return shlex.split(value) if isinstance(value, str) else value
+
+
+class Step(StepBase):
+    kind = "command"
+    command: Annotated[list[str], BeforeValidator(_argv), Field(min_length=1)]
+    cwd: str | None = None
+    env: dict[str, str | FromFile] = Field(default_factory=dict)
+    kill_grace: Duration = 5.0
+
+    def describe(self) -> str:
+        return f"command: {shlex.join(self.command)}"
+
+
+def _environment(step: Step, ctx: RunContext) -> dict[str, str]:
+    env = dict(os.environ)
+    for key, value in step.env.items():
+        if isinstance(value, FromFile):
+            path = ctx.resolve(value.file)
+            try:
+                secret = path.read_text(encoding="utf-8").removesuffix("\n")
+            except OSError as exc:
+                raise StepFailed(f"env {key}: cannot read {path}: {exc.strerror}") from None
+            register_secret(secret)
+            env[key] = secret
+        else:
+            env[key] = value
+    return env
+
+
+def _kill_group(proc: subprocess.Popen[bytes], grace: float) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def run(step: Step, ctx: RunContext) -> str:
+    env = _environment(step, ctx)
+    cwd = ctx.resolve(step.cwd) if step.cwd else None
+    shown = shlex.join(step.command)
+    ctx.log.info(f"running: {shown}" + (f" (in {cwd})" if cwd else ""))
+    try:
+        proc = subprocess.Popen(step.command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    except FileNotFoundError as exc:
+        missing = cwd if cwd is not None and not cwd.is_dir() else step.command[0]
+        raise StepFailed(f"{missing}: {exc.strerror} (is it installed in the image / mounted?)") from None
+    except PermissionError:
+        raise StepFailed(f"{step.command[0]}: permission denied (is it executable?)") from None
+    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.decode(errors="replace").rstrip("\r\n")
+            tail.append(line)
+            ctx.log.info(line)
+
+    reader = threading.Thread(target=pump, name=f"{step.name}-output", daemon=True)
+    reader.start()
+    started = time.monotonic()
+    while proc.poll() is None:
+        if ctx.cancel.is_set() or ctx.remaining() <= 0:
+            _kill_group(proc, step.kill_grace)
+            reader.join(timeout=1)
+            if ctx.cancel.is_set():
+                raise StepCancelled(f"{shown}: stopped by SIGTERM; the process group was killed")
+            raise StepTimeout(f"{shown}: still running at the deadline ({format_duration(ctx.timeout)}); "
+                              "the process group was killed")
+        ctx.cancel.wait(min(0.05, max(ctx.remaining(), 0.001)))
+    reader.join(timeout=5)
+    elapsed = time.monotonic() - started
+    if proc.returncode != 0:
+        how = (f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exited with {proc.returncode}")
+        last = "\n".join(tail) if tail else "(no output)"
+        raise RetryableError(f"{shown}: {how} after {elapsed:.1f}s; last output:\n{last}")
+    return f"exit 0 after {elapsed:.1f}s"

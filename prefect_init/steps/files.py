@@ -1,0 +1,133 @@
+"""The ``files`` step: directories and files with their mode and owner, created atomically, idempotent.
+
+.. code-block:: yaml
+
+    - name: permissions
+      files:
+        dirs:
+          - {path: /data/uploads, mode: "0777"}
+          - {path: /data/logs, mode: "0755", owner: "1000:1000"}
+        files:
+          - {path: /data/logs/app.log, mode: "0666"}
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import stat
+from pathlib import Path
+
+from pydantic import Field
+
+from ..atomic import atomic_writer
+from ..context import RunContext
+from ..errors import StepFailed
+from ..spec import Mode, Owner, StepBase, StrictModel
+
+
+class DirEntry(StrictModel):
+    path: str
+    mode: Mode | None = None
+    owner: Owner | None = None
+
+
+class FileEntry(StrictModel):
+    path: str
+    mode: Mode | None = None
+    owner: Owner | None = None
+    content: str | None = None
+    """Created with this content if missing; replaced (atomically) if it differs."""
+
+
+class FilesSpec(StrictModel):
+    dirs: list[DirEntry] = Field(default_factory=list)
+    files: list[FileEntry] = Field(default_factory=list)
+
+
+class Step(StepBase):
+    kind = "files"
+    files: FilesSpec
+
+    def describe(self) -> str:
+        return f"files: {len(self.files.dirs)} dirs, {len(self.files.files)} files"
+
+
+def resolve_owner(owner: str) -> tuple[int, int]:
+    """``"1000:1000"``, ``"1000"``, ``"app:app"`` or ``"app"`` -> (uid, gid); -1 keeps the current one."""
+    user, _, group = owner.partition(":")
+    try:
+        uid = int(user) if user.isdigit() else pwd.getpwnam(user).pw_uid
+        if group:
+            gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+        else:
+            gid = -1 if user.isdigit() else pwd.getpwnam(user).pw_gid
+    except KeyError:
+        raise StepFailed(f"owner {owner!r}: no such user or group on this machine (use numeric uid:gid)") from None
+    return uid, gid
+
+
+def _apply(path: Path, mode: int | None, owner: str | None, changes: list[str]) -> None:
+    st = path.stat()
+    if owner is not None:
+        uid, gid = resolve_owner(owner)
+        if (uid != -1 and st.st_uid != uid) or (gid != -1 and st.st_gid != gid):
+            try:
+                os.chown(path, uid, gid)
+            except PermissionError:
+                raise StepFailed(f"{path}: cannot change owner to {owner} as uid {os.getuid()} "
+                                 "(run the init container as root, or give it CAP_CHOWN)") from None
+            changes.append(f"owner {owner} {path}")
+    if mode is not None and stat.S_IMODE(st.st_mode) != mode:
+        os.chmod(path, mode)
+        changes.append(f"mode {mode:04o} {path}")
+
+
+def _ensure_dir(entry: DirEntry, ctx: RunContext, changes: list[str]) -> None:
+    path = ctx.resolve(entry.path)
+    if path.exists() and not path.is_dir():
+        raise StepFailed(f"{path}: exists and is not a directory")
+    if not path.exists():
+        path.mkdir(parents=True, exist_ok=True)
+        changes.append(f"created {path}/")
+    _apply(path, entry.mode, entry.owner, changes)
+
+
+def _ensure_file(entry: FileEntry, ctx: RunContext, changes: list[str]) -> None:
+    path = ctx.resolve(entry.path)
+    if path.exists() and not path.is_file():
+        raise StepFailed(f"{path}: exists and is not a regular file")
+    content = (entry.content or "").encode()
+    mode = entry.mode if entry.mode is not None else 0o644
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with atomic_writer(path, mode, exclusive=True) as handle:
+                handle.write(content)
+            changes.append(f"created {path}")
+        except FileExistsError:
+            pass  # another replica created it between our check and our link: fine, apply mode below
+    elif entry.content is not None and path.read_bytes() != content:
+        with atomic_writer(path, stat.S_IMODE(path.stat().st_mode) if entry.mode is None else mode) as handle:
+            handle.write(content)
+        changes.append(f"rewrote {path}")
+    _apply(path, entry.mode, entry.owner, changes)
+
+
+def run(step: Step, ctx: RunContext) -> str:
+    changes: list[str] = []
+    try:
+        for d in step.files.dirs:
+            _ensure_dir(d, ctx, changes)
+        for f in step.files.files:
+            _ensure_file(f, ctx, changes)
+    except PermissionError as exc:
+        raise StepFailed(f"{exc.filename}: permission denied (check the volume's owner and the container's user)") from None
+    except OSError as exc:
+        raise StepFailed(f"{exc.filename}: {exc.strerror}") from None
+    for change in changes:
+        ctx.log.info(change)
+    summary = f"{len(changes)} changes" if changes else "already in place"
+    ctx.log.info(summary)
+    return summary
