@@ -99,8 +99,8 @@ def run(
         ok, reason = run_in_prefect(spec, only, str(status_path) if status_path else None)
     else:
         ok, reason = _run_local(loaded, only, status_path)
-    if not ok:
-        _err(f"prefect-init: {loaded.name}: {reason}")
+    if not ok:  # one closing line; the full reason (a command's last output) is in the log above
+        _err(f"prefect-init: {loaded.name}: {reason.splitlines()[0] if reason else 'failed'}")
     raise typer.Exit(EXIT_OK if ok else EXIT_FAILED)
 
 

@@ -8,6 +8,7 @@ executor (``prefect_init.flows``) hands each step to a Prefect task so that retr
 
 from __future__ import annotations
 
+import contextvars
 import random
 import threading
 import time
@@ -26,12 +27,13 @@ from .registry import kind_module
 from .spec import Policy, Spec, StepBase
 
 
-def run_attempt(step: StepBase, ctx: RunContext) -> None:
-    """Run one attempt of ``step``. Any failure comes out as a :class:`StepError` with a redacted message."""
+def run_attempt(step: StepBase, ctx: RunContext) -> str:
+    """Run one attempt of ``step``; return its summary. A failure comes out as a :class:`StepError` with a
+    redacted message."""
     ctx.check()
     function = kind_module(step.kind).run
     try:
-        function(step, ctx)
+        return redact(str(function(step, ctx) or "done"))
     except StepError as exc:
         if ctx.cancel.is_set() and not isinstance(exc, StepCancelled):
             raise StepCancelled(f"step {step.name!r} stopped: the run was terminated (SIGTERM)") from None
@@ -89,8 +91,6 @@ class LocalExecutor:
                 if not final and time.monotonic() + delay >= deadline:
                     error = f"{error} (deadline {format_duration(policy.timeout)} reached after {attempt} attempts)"
                     final = True
-                elif final and exc.retryable and policy.retries:
-                    error = f"{error} (gave up after {attempt} attempts)"
                 if final:
                     return StepOutcome(step.name, step.kind, FAILED, attempt, time.monotonic() - started, error)
                 self.reporter.step_retrying(step.name, attempt, delay, error)
@@ -127,7 +127,9 @@ def run_spec_with(spec: Spec, executor: Executor, reporter: Reporter, cancel: th
                     if name not in results and name not in running.values() and ready(name):
                         step = spec.step(name)
                         reporter.step_started(name)
-                        running[pool.submit(executor.execute, step, spec.policy(step))] = name
+                        # a copy of this context per step: Prefect's flow-run context lives in contextvars
+                        context = contextvars.copy_context()
+                        running[pool.submit(context.run, executor.execute, step, spec.policy(step))] = name
             if not running:
                 break
             done, _ = wait(list(running), return_when=FIRST_COMPLETED)

@@ -122,5 +122,5 @@ def run(step: Step, ctx: RunContext) -> str:
     if proc.returncode != 0:
         how = (f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exited with {proc.returncode}")
         last = "\n".join(tail) if tail else "(no output)"
-        raise RetryableError(f"{shown}: {how} after {elapsed:.1f}s; last output:\n{last}")
+        raise RetryableError(f"{shown}: {how} after {elapsed:.1f}s\nlast output:\n{last}")
     return f"exit 0 after {elapsed:.1f}s"

@@ -1,0 +1,162 @@
+"""The Prefect flow that runs a spec: one task run per step, named after the step.
+
+Used by ``prefect-init run`` when the Prefect API answers, and as the entrypoint of deployments
+(``prefect_init.flows.run_spec:run_spec``). The flow's only parameters are the spec's path, ``--only`` and the
+status file: no value read from the environment (a DSN, a token) is ever a Prefect parameter.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.runtime import flow_run
+from prefect.states import Failed
+
+from prefect_init.context import RunContext
+from prefect_init.engine import install_sigterm, retry_delays, run_attempt, run_spec_with
+from prefect_init.errors import SpecError, StepError, StepTimeout
+from prefect_init.outcome import FAILED, SUCCEEDED, StepOutcome, publish
+from prefect_init.redaction import install_logging_filter, redact
+from prefect_init.spec import Policy, Spec, StepBase, load_spec
+from prefect_init.tasks._common import TASK_OPTIONS, RedactingLogger
+
+CANCEL = threading.Event()
+"""Set on SIGTERM: running steps stop, nothing new starts, the status is still written."""
+
+
+@dataclass
+class _StepRun:
+    """State of one step across its Prefect attempts (Prefect re-calls the task function per retry)."""
+
+    step: StepBase
+    policy: Policy
+    spec: Spec
+    deadline: float | None = None
+    attempts: int = 0
+    last_error: StepError | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_ACTIVE: dict[str, _StepRun] = {}
+
+
+@task(**TASK_OPTIONS)
+def run_step(key: str) -> str:
+    """One attempt of one step of the running spec (``key`` names it in this process)."""
+    state = _ACTIVE[key]
+    with state.lock:
+        state.attempts += 1
+        if state.deadline is None:
+            state.deadline = time.monotonic() + state.policy.timeout
+    ctx = RunContext(state.step.name, state.deadline, state.policy.timeout, CANCEL,
+                     RedactingLogger(get_run_logger()), state.spec.base_dir, state.attempts)
+    try:
+        return run_attempt(state.step, ctx)
+    except StepError as exc:
+        state.last_error = exc
+        raise
+
+
+def _should_retry(key: str) -> bool:
+    state = _ACTIVE[key]
+    error = state.last_error
+    if error is None or not error.retryable or CANCEL.is_set():
+        return False
+    delays = retry_delays(state.policy)
+    next_delay = delays[min(state.attempts, len(delays)) - 1] if delays else 0.0
+    if state.deadline is not None and time.monotonic() + next_delay >= state.deadline:
+        state.last_error = StepTimeout(f"{error} (deadline reached after {state.attempts} attempts)")
+        return False
+    return True
+
+
+@dataclass
+class PrefectExecutor:
+    """Runs each step as a Prefect task run named after the step; Prefect's retries do the retrying."""
+
+    spec: Spec
+
+    def execute(self, step: StepBase, policy: Policy) -> StepOutcome:
+        key = uuid.uuid4().hex
+        state = _ACTIVE[key] = _StepRun(step, policy, self.spec)
+        started = time.monotonic()
+        delays = retry_delays(policy)
+        configured = run_step.with_options(
+            name=step.name, task_run_name=step.name, retries=policy.retries,
+            retry_delay_seconds=delays or 0, retry_jitter_factor=0.2 if delays else None,
+            retry_condition_fn=lambda task, task_run, st: _should_retry(key),
+        )
+        try:
+            final = configured(key, return_state=True)
+        finally:
+            del _ACTIVE[key]
+        duration = time.monotonic() - started
+        if final.is_completed():
+            return StepOutcome(step.name, step.kind, SUCCEEDED, state.attempts, duration)
+        error = str(state.last_error) if state.last_error else redact(final.message or "failed")
+        return StepOutcome(step.name, step.kind, FAILED, state.attempts, duration, error)
+
+
+@dataclass
+class _FlowReporter:
+    logger: Any
+
+    def step_started(self, name: str) -> None:
+        self.logger.info(f"step {name}: started")
+
+    def step_retrying(self, name: str, attempt: int, delay: float, error: str) -> None:
+        self.logger.warning(redact(f"step {name}: attempt {attempt} failed: {error}"))
+
+    def step_finished(self, outcome: StepOutcome) -> None:
+        tries = f" after {outcome.attempts} attempts" if outcome.attempts > 1 else ""
+        text = f"step {outcome.name}: {outcome.status}{tries}" + (f": {outcome.error}" if outcome.error else "")
+        (self.logger.info if outcome.status == SUCCEEDED else self.logger.warning)(redact(text))
+
+    def logger_for(self, name: str) -> Any:
+        return self.logger
+
+
+def _flow_run_name() -> str:
+    """The spec's ``name`` (read cheaply; the flow validates the spec properly)."""
+    try:
+        with open(flow_run.parameters["spec_path"], encoding="utf-8") as handle:
+            name = yaml.safe_load(handle).get("name")
+        return str(name) if name else "prefect-init"
+    except Exception:
+        return "prefect-init"
+
+
+@flow(name="prefect-init", flow_run_name=_flow_run_name, persist_result=False, log_prints=False,
+      validate_parameters=True)
+def run_spec(spec_path: str, only: list[str] | None = None, status_file: str | None = None) -> Any:
+    """Run the prefect-init spec at ``spec_path`` (a path inside the image or a mounted ConfigMap).
+
+    Every step is a task run named after the step; a markdown artifact ``prefect-init-<name>`` tables the
+    outcome; the flow run fails when a step fails.
+    """
+    install_logging_filter()
+    install_sigterm(CANCEL)
+    logger = get_run_logger()
+    try:
+        spec = load_spec(spec_path)
+    except SpecError as exc:
+        for problem in exc.problems:
+            logger.error(str(problem))
+        return Failed(message=redact(f"invalid spec: {exc.problems[0]}"))
+    outcome = run_spec_with(spec, PrefectExecutor(spec), _FlowReporter(logger), CANCEL, only)
+    status_path = (spec.resolve(status_file) if status_file else
+                   spec.resolve(spec.status_file) if spec.status_file else None)
+    publish(outcome, status_path)
+    create_markdown_artifact(markdown=outcome.markdown(), key=f"prefect-init-{spec.name}",
+                             description=f"prefect-init run of {spec.name}: {outcome.status}")
+    if outcome.status == FAILED:
+        return Failed(message=outcome.reason())
+    return outcome.to_dict()
+

@@ -1,0 +1,45 @@
+"""What the per-kind tasks share: running one step model inside a Prefect task run."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect.logging import get_run_logger
+
+from prefect_init.context import RunContext
+from prefect_init.engine import run_attempt
+from prefect_init.redaction import install_logging_filter, redact
+from prefect_init.spec import StepBase
+
+TASK_OPTIONS: dict[str, Any] = {"persist_result": False, "cache_policy": None, "log_prints": False}
+"""No result is stored (a result may be derived from a secret); no cache (a cache key hashes the inputs)."""
+
+
+class RedactingLogger:
+    """Redacts every message before it reaches Prefect's logger (and so the API)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def debug(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self._inner.debug(redact(msg % args if args else msg))
+
+    def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self._inner.info(redact(msg % args if args else msg))
+
+    def warning(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self._inner.warning(redact(msg % args if args else msg))
+
+    def error(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self._inner.error(redact(msg % args if args else msg))
+
+
+def run_step_model(step: StepBase, timeout: float = 300.0, base_dir: str | Path = ".") -> str:
+    """One attempt of ``step`` with a fresh deadline; Prefect's own ``retries`` option does the retrying."""
+    install_logging_filter()
+    ctx = RunContext(step_name=step.name, deadline=time.monotonic() + timeout, timeout=timeout,
+                     cancel=threading.Event(), log=RedactingLogger(get_run_logger()), base_dir=Path(base_dir))
+    return run_attempt(step, ctx)

@@ -1,0 +1,43 @@
+"""Helpers shared by the tests: run the real CLI in a subprocess, write specs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+CLI = [sys.executable, "-m", "prefect_init.cli"]
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment of a CLI run: no Prefect API (local mode) unless the test sets one."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env["PREFECT_HOME"] = env.get("PREFECT_INIT_TEST_PREFECT_HOME", "/nonexistent-prefect-home")
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120, cwd: Path | None = None) -> Result:
+    proc = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout,
+                          env=env if env is not None else clean_env(), cwd=cwd)
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def write_spec(directory: Path, text: str, name: str = "init.yaml") -> Path:
+    path = directory / name
+    path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return path

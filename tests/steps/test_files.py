@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from tests.helpers import run_cli, write_spec
+
+
+def _mode(p: Path) -> int:
+    return stat.S_IMODE(p.stat().st_mode)
+
+
+def test_dirs_and_files_with_modes_idempotent(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, """
+        version: 1
+        name: perms
+        steps:
+          - name: permissions
+            files:
+              dirs:
+                - {path: data/uploads, mode: "0777"}
+                - {path: data/logs, mode: "0750"}
+              files:
+                - {path: data/logs/app.log, mode: "0666"}
+                - {path: data/banner, content: "hello\\n", mode: "0444"}
+    """)
+    first = run_cli("run", str(spec))
+    assert first.code == 0, first.output
+    assert _mode(tmp_path / "data/uploads") == 0o777
+    assert _mode(tmp_path / "data/logs") == 0o750
+    assert _mode(tmp_path / "data/logs/app.log") == 0o666
+    assert (tmp_path / "data/banner").read_text() == "hello\n"
+    log = tmp_path / "data/logs/app.log"
+    log.write_text("existing log line\n")
+    os.chmod(tmp_path / "data/uploads", 0o700)
+    second = run_cli("run", str(spec))
+    assert second.code == 0
+    assert "mode 0777" in second.stderr and "created" not in second.stderr
+    assert log.read_text() == "existing log line\n"  # an existing file is kept
+    third = run_cli("run", str(spec))
+    assert "already in place" in third.stderr
+
+
+def test_owner_is_applied(tmp_path: Path) -> None:
+    uid, gid = os.getuid(), os.getgid()
+    target_uid = 1000 if uid == 0 else uid
+    spec = write_spec(tmp_path, f"""
+        version: 1
+        name: owner
+        steps:
+          - name: own
+            files:
+              dirs: [{{path: d, owner: "{target_uid}:{gid}"}}]
+    """)
+    assert run_cli("run", str(spec)).code == 0
+    assert (tmp_path / "d").stat().st_uid == target_uid
+
+
+def test_path_that_is_a_file_fails_clearly(tmp_path: Path) -> None:
+    (tmp_path / "d").write_text("")
+    spec = write_spec(tmp_path, """
+        version: 1
+        name: clash
+        steps:
+          - name: own
+            files: {dirs: [{path: d}]}
+    """)
+    result = run_cli("run", str(spec))
+    assert result.code == 1
+    assert "exists and is not a directory" in result.stderr
+    assert "attempt 1 failed" not in result.stderr  # final, not retried
+
+
+def test_unknown_user_is_a_final_error(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, """
+        version: 1
+        name: nouser
+        steps:
+          - name: own
+            files: {dirs: [{path: d, owner: "no-such-user-xyz"}]}
+    """)
+    result = run_cli("run", str(spec))
+    assert result.code == 1
+    assert "no such user or group" in result.stderr
