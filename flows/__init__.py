@@ -1,5 +1,5 @@
 """The flow that runs a prefect-init spec."""
 
-from prefect_init.flows.run_spec import run_spec
+from prefect_init.flows.spec_flow import run_spec
 
 __all__ = ["run_spec"]

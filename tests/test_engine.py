@@ -7,11 +7,12 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.helpers import CLI, clean_env, run_cli, write_spec
 
 
-def _status(path: Path) -> dict:  # type: ignore[type-arg]
+def _status(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 

@@ -123,7 +123,8 @@ def run(step: Step, ctx: RunContext) -> str:
         for f in step.files.files:
             _ensure_file(f, ctx, changes)
     except PermissionError as exc:
-        raise StepFailed(f"{exc.filename}: permission denied (check the volume's owner and the container's user)") from None
+        raise StepFailed(f"{exc.filename}: permission denied "
+                         "(check the volume's owner and the container's user)") from None
     except OSError as exc:
         raise StepFailed(f"{exc.filename}: {exc.strerror}") from None
     for change in changes:

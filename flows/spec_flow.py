@@ -1,7 +1,7 @@
 """The Prefect flow that runs a spec: one task run per step, named after the step.
 
 Used by ``prefect-init run`` when the Prefect API answers, and as the entrypoint of deployments
-(``prefect_init.flows.run_spec:run_spec``). The flow's only parameters are the spec's path, ``--only`` and the
+(``prefect_init.flows.spec_flow:run_spec``). The flow's only parameters are the spec's path, ``--only`` and the
 status file: no value read from the environment (a DSN, a token) is ever a Prefect parameter.
 """
 
@@ -18,6 +18,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 from prefect.states import Failed
+from prefect_init.tasks._common import TASK_OPTIONS, RedactingLogger
 
 from prefect_init.context import RunContext
 from prefect_init.engine import install_sigterm, retry_delays, run_attempt, run_spec_with
@@ -25,7 +26,6 @@ from prefect_init.errors import SpecError, StepError, StepTimeout
 from prefect_init.outcome import FAILED, SUCCEEDED, StepOutcome, publish
 from prefect_init.redaction import install_logging_filter, redact
 from prefect_init.spec import Policy, Spec, StepBase, load_spec
-from prefect_init.tasks._common import TASK_OPTIONS, RedactingLogger
 
 CANCEL = threading.Event()
 """Set on SIGTERM: running steps stop, nothing new starts, the status is still written."""
@@ -90,7 +90,7 @@ class PrefectExecutor:
         delays = retry_delays(policy)
         configured = run_step.with_options(
             name=step.name, task_run_name=step.name, retries=policy.retries,
-            retry_delay_seconds=delays or 0, retry_jitter_factor=0.2 if delays else None,
+            retry_delay_seconds=delays or 0, retry_jitter_factor=0.2,
             retry_condition_fn=lambda task, task_run, st: _should_retry(key),
         )
         try:

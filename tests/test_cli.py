@@ -1,0 +1,97 @@
+"""Mode selection and the command line's contract."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PrefectServer, free_port
+from tests.helpers import clean_env, run_cli, write_spec
+
+SPEC = """
+version: 1
+name: mode
+steps:
+  - name: a
+    command: [echo, a]
+"""
+
+
+@pytest.fixture()
+def black_hole() -> Iterator[str]:
+    """A port on 127.0.0.1 that accepts connections (listen backlog) and never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}/api"
+    sock.close()
+
+
+def test_refused_api_warns_and_runs_locally(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/api"
+    result = run_cli("run", str(write_spec(tmp_path, SPEC)), env=clean_env(PREFECT_API_URL=url))
+    assert result.code == 0, result.output
+    assert f"warning: the Prefect API at {url} does not answer; running locally" in result.stderr
+    assert "[a] a" in result.stderr
+
+
+def test_silent_api_falls_back_within_two_seconds(tmp_path: Path, black_hole: str) -> None:
+    spec = write_spec(tmp_path, SPEC)
+    started = time.monotonic()
+    result = run_cli("run", str(spec), env=clean_env(PREFECT_API_URL=black_hole))
+    elapsed = time.monotonic() - started
+    assert result.code == 0, result.output
+    assert "running locally" in result.stderr
+    assert elapsed < 2.0 + 0.8, elapsed  # the 1.5 s probe plus the local run itself
+
+
+def test_require_api_exits_1(tmp_path: Path, black_hole: str) -> None:
+    spec = write_spec(tmp_path, SPEC)
+    result = run_cli("run", str(spec), "--require-api", env=clean_env(PREFECT_API_URL=black_hole))
+    assert result.code == 1
+    assert result.stderr.strip() == f"--require-api: the Prefect API at {black_hole} does not answer"
+    result = run_cli("run", str(spec), "--require-api")
+    assert result.code == 1 and "no Prefect API configured" in result.stderr
+
+
+def test_local_mode_never_imports_prefect(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, SPEC)
+    code = (f"import sys; from prefect_init.cli import main; sys.argv=['prefect-init','run',{str(spec)!r}]\n"
+            "try:\n main()\nexcept SystemExit as e:\n"
+            " assert e.code == 0, e.code\n"
+            " bad = sorted(m for m in sys.modules if m.split('.')[0] in ('prefect', 'httpx', 'psycopg', 'hvac'))\n"
+            " print('IMPORTED', bad)")
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=clean_env(), timeout=60)
+    assert "IMPORTED []" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_api_url_from_the_active_profile(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    url = f"http://127.0.0.1:{free_port()}/api"
+    (home / "profiles.toml").write_text(f'active = "dev"\n[profiles.dev]\nPREFECT_API_URL = "{url}"\n')
+    result = run_cli("run", str(write_spec(tmp_path, SPEC)), env=clean_env(PREFECT_HOME=str(home)))
+    assert f"the Prefect API at {url} does not answer" in result.stderr
+
+
+def test_help_lists_the_commands() -> None:
+    result = run_cli("--help")
+    assert result.code == 0
+    assert "run" in result.stdout and "check" in result.stdout
+
+
+
+def test_broken_prefect_setting_is_one_line_not_a_traceback(tmp_path: Path, prefect_server: PrefectServer) -> None:
+    spec = write_spec(tmp_path, SPEC)
+    result = run_cli("run", str(spec), env=prefect_server.client_env(PREFECT_FLOWS_HEARTBEAT_FREQUENCY="often"))
+    assert result.code == 1
+    assert "Traceback" not in result.output
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("prefect-init: mode: Prefect failed: ValidationError:"), last

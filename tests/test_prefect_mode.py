@@ -1,0 +1,126 @@
+"""Prefect mode against a real `prefect server start`: flow run, task runs, retries, artifact, no secrets."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import PrefectServer
+from tests.helpers import run_cli, write_spec
+
+CANARY = "canary-prefect-9d1e77-topsecret"
+
+
+def _flow_run(server: PrefectServer, name: str) -> dict[str, Any]:
+    runs = server.post("/flow_runs/filter", {"flow_runs": {"name": {"any_": [name]}}})
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def _task_runs(server: PrefectServer, flow_run_id: str) -> dict[str, dict[str, Any]]:
+    runs = server.post("/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}}})
+    return {r["name"]: r for r in runs}
+
+
+def _logs(server: PrefectServer, flow_run_id: str) -> list[str]:
+    # logs are shipped in batches: wait until the flow's last line arrived
+    deadline = time.monotonic() + 20
+    while True:
+        logs = server.post("/logs/filter", {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200})
+        messages = [entry["message"] for entry in logs]
+        if any("Finished in state" in m for m in messages) or time.monotonic() > deadline:
+            return messages
+        time.sleep(0.3)
+
+
+def test_successful_run_is_a_completed_flow_run_with_a_task_run_per_step(
+        prefect_server: PrefectServer, tmp_path: Path) -> None:
+    name = f"ok-{uuid.uuid4().hex[:8]}"
+    spec = write_spec(tmp_path, f"""
+        version: 1
+        name: {name}
+        steps:
+          - name: prepare
+            files: {{dirs: [{{path: out, mode: "0755"}}]}}
+          - name: hello
+            command: [echo, hello from a task]
+          - name: side
+            after: []
+            command: [echo, side]
+    """)
+    result = run_cli("run", str(spec), "--require-api", env=prefect_server.client_env())
+    assert result.code == 0, result.output
+    flow_run = _flow_run(prefect_server, name)
+    assert flow_run["state_type"] == "COMPLETED"
+    tasks = _task_runs(prefect_server, flow_run["id"])
+    assert set(tasks) == {"prepare", "hello", "side"}
+    assert all(t["state_type"] == "COMPLETED" for t in tasks.values())
+    assert "hello from a task" in _logs(prefect_server, flow_run["id"])
+    artifacts = prefect_server.post("/artifacts/filter", {"artifacts": {"key": {"any_": [f"prefect-init-{name}"]}}})
+    assert artifacts and "| hello | command | succeeded | 1 |" in artifacts[0]["data"]
+
+
+def test_failed_step_fails_the_flow_run_with_retries_recorded(prefect_server: PrefectServer, tmp_path: Path) -> None:
+    name = f"fail-{uuid.uuid4().hex[:8]}"
+    spec = write_spec(tmp_path, f"""
+        version: 1
+        name: {name}
+        status_file: status.json
+        defaults: {{retries: 2, retry_delay: 50ms}}
+        steps:
+          - name: flaky
+            command: [sh, -c, "echo nope; exit 1"]
+          - name: never
+            command: [echo, never]
+    """)
+    result = run_cli("run", str(spec), env=prefect_server.client_env())
+    assert result.code == 1, result.output
+    flow_run = _flow_run(prefect_server, name)
+    assert flow_run["state_type"] == "FAILED"
+    tasks = _task_runs(prefect_server, flow_run["id"])
+    assert set(tasks) == {"flaky"}  # a skipped step starts no task run
+    assert tasks["flaky"]["state_type"] == "FAILED"
+    assert tasks["flaky"]["run_count"] == 3
+    states = prefect_server.get(f"/task_run_states/?task_run_id={tasks['flaky']['id']}")
+    assert [s["name"] for s in states].count("AwaitingRetry") == 2
+    status = (tmp_path / "status.json").read_text()
+    assert '"status": "skipped"' in status and '"attempts": 3' in status
+    artifacts = prefect_server.post("/artifacts/filter", {"artifacts": {"key": {"any_": [f"prefect-init-{name}"]}}})
+    assert "| flaky | command | failed | 3 |" in artifacts[0]["data"]
+    assert "| never | command | skipped | 0 |" in artifacts[0]["data"]
+
+
+def test_canary_never_reaches_the_prefect_api(prefect_server: PrefectServer, tmp_path: Path) -> None:
+    secret = tmp_path / "token"
+    secret.write_text(CANARY)
+    name = f"canary-{uuid.uuid4().hex[:8]}"
+    spec = write_spec(tmp_path, f"""
+        version: 1
+        name: {name}
+        status_file: status.json
+        steps:
+          - name: leak-attempt
+            command: [sh, -c, 'echo "token=$TOKEN"; echo "$TOKEN" >&2']
+            env: {{TOKEN: {{file: {secret}}}}}
+          - name: fail-with-it
+            retries: 1
+            retry_delay: 10ms
+            command: [sh, -c, 'echo "rejected $TOKEN"; exit 1']
+            env: {{TOKEN: {{file: {secret}}}}}
+    """)
+    result = run_cli("run", str(spec), env=prefect_server.client_env())
+    assert result.code == 1
+    flow_run = _flow_run(prefect_server, name)
+    logs = _logs(prefect_server, flow_run["id"])
+    assert "token=****" in logs  # the line arrived, masked
+    artifacts = prefect_server.post("/artifacts/filter", {"artifacts": {"key": {"any_": [f"prefect-init-{name}"]}}})
+    tasks = _task_runs(prefect_server, flow_run["id"])
+    states = [prefect_server.get(f"/task_run_states/?task_run_id={t['id']}") for t in tasks.values()]
+    for text in (result.stdout, result.stderr, (tmp_path / "status.json").read_text(), str(logs),
+                 str(artifacts), str(tasks), str(states), str(flow_run)):
+        assert CANARY not in text
+    time.sleep(1)  # let the server commit what it received
+    for db_file in prefect_server.database.parent.glob("prefect.db*"):
+        assert CANARY.encode() not in db_file.read_bytes(), db_file
