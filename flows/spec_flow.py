@@ -18,7 +18,6 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 from prefect.states import Failed
-from prefect_init.tasks._common import TASK_OPTIONS, RedactingLogger
 
 from prefect_init.context import RunContext
 from prefect_init.engine import install_sigterm, retry_delays, run_attempt, run_spec_with
@@ -26,6 +25,7 @@ from prefect_init.errors import SpecError, StepError, StepTimeout
 from prefect_init.outcome import FAILED, SUCCEEDED, StepOutcome, publish
 from prefect_init.redaction import install_logging_filter, redact
 from prefect_init.spec import Policy, Spec, StepBase, load_spec
+from prefect_init.tasks._common import TASK_OPTIONS, RedactingLogger
 
 CANCEL = threading.Event()
 """Set on SIGTERM: running steps stop, nothing new starts, the status is still written."""

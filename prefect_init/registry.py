@@ -11,6 +11,7 @@ import importlib
 from types import ModuleType
 
 KINDS: dict[str, str] = {
+    "wait": "prefect_init.steps.wait",
     "files": "prefect_init.steps.files",
     "command": "prefect_init.steps.command",
 }

@@ -138,7 +138,9 @@ _MESSAGES = {
 def _pydantic_problems(exc: ValidationError, prefix: tuple[str | int, ...], source: SourceMap) -> list[SpecProblem]:
     problems = []
     for err in exc.errors(include_input=False, include_url=False):
-        loc = tuple(part for part in err["loc"] if not (isinstance(part, str) and part.startswith("function-")))
+        # drop pydantic's internal parts: validator names and union tags (``<tcp>``)
+        loc = tuple(part for part in err["loc"] if not (isinstance(part, str) and (
+            part.startswith("function-") or (part.startswith("<") and part.endswith(">")))))
         message = _MESSAGES.get(err["type"]) or str(err["msg"]).removeprefix("Value error, ")
         problems.append(source.problem((*prefix, *loc), message))
     return problems

@@ -37,9 +37,13 @@ class RedactingLogger:
         self._inner.error(redact(msg % args if args else msg))
 
 
+def task_context(name: str, timeout: float, base_dir: str | Path = ".") -> RunContext:
+    """A run context for code running inside a Prefect task run: a fresh deadline, the run logger."""
+    install_logging_filter()
+    return RunContext(step_name=name, deadline=time.monotonic() + timeout, timeout=timeout,
+                      cancel=threading.Event(), log=RedactingLogger(get_run_logger()), base_dir=Path(base_dir))
+
+
 def run_step_model(step: StepBase, timeout: float = 300.0, base_dir: str | Path = ".") -> str:
     """One attempt of ``step`` with a fresh deadline; Prefect's own ``retries`` option does the retrying."""
-    install_logging_filter()
-    ctx = RunContext(step_name=step.name, deadline=time.monotonic() + timeout, timeout=timeout,
-                     cancel=threading.Event(), log=RedactingLogger(get_run_logger()), base_dir=Path(base_dir))
-    return run_attempt(step, ctx)
+    return run_attempt(step, task_context(step.name, timeout, base_dir))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from prefect import task
-from prefect_init.tasks._common import TASK_OPTIONS, run_step_model
 
 from prefect_init.steps import command
+from prefect_init.tasks._common import TASK_OPTIONS, run_step_model
 
 
 @task(name="run-command", **TASK_OPTIONS)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import task
-from prefect_init.tasks._common import TASK_OPTIONS, run_step_model
 
 from prefect_init.steps import files
+from prefect_init.tasks._common import TASK_OPTIONS, run_step_model
 
 
 @task(name="ensure-files", **TASK_OPTIONS)

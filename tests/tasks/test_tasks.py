@@ -1,0 +1,55 @@
+"""The public tasks in a user's own flow, against a real Prefect server."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from tests.conftest import PrefectServer, free_port
+
+CANARY = "pw-canary-task-31337"
+
+
+def test_tasks_in_a_user_flow(prefect_server: PrefectServer, tmp_path: Path) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    open_port, closed_port = listener.getsockname()[1], free_port()
+    script = tmp_path / "user_flow.py"
+    script.write_text(textwrap.dedent(f"""
+        import os
+        from prefect import flow
+        from prefect_init.tasks.command import run_command
+        from prefect_init.tasks.files import ensure_files
+        from prefect_init.tasks.wait import wait_for_postgres, wait_for_tcp
+
+        @flow(name="user-flow", flow_run_name="user-flow-run")
+        def user_flow():
+            ensure_files({{"dirs": [{{"path": "{tmp_path}/made", "mode": "0750"}}]}})
+            run_command(["sh", "-c", "echo built > {tmp_path}/made/out"])
+            wait_for_tcp("127.0.0.1:{open_port}", timeout=10)
+            wait_for_postgres(os.environ["TEST_DSN"], timeout=1)
+
+        user_flow()
+    """))
+    env = prefect_server.client_env(TEST_DSN=f"postgresql://app:{CANARY}@127.0.0.1:{closed_port}/app")
+    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
+    listener.close()
+    assert proc.returncode != 0  # the postgres wait fails, so the flow fails
+    assert (tmp_path / "made/out").read_text() == "built\n"
+    assert oct((tmp_path / "made").stat().st_mode & 0o777) == "0o750"
+    runs = prefect_server.post("/flow_runs/filter", {"flow_runs": {"name": {"any_": ["user-flow-run"]}}})
+    assert runs and runs[0]["state_type"] == "FAILED"
+    tasks = prefect_server.post("/task_runs/filter", {"flow_runs": {"id": {"any_": [runs[0]["id"]]}}})
+    states = {t["name"].rsplit("-", 1)[0]: t["state_type"] for t in tasks}
+    assert states == {"ensure-files": "COMPLETED", "run-command": "COMPLETED", "wait-for-tcp": "COMPLETED",
+                      "wait-for-postgres": "FAILED"}
+    assert "postgresql://app:****@127.0.0.1" in proc.stderr
+    assert CANARY not in proc.stdout + proc.stderr
+    time.sleep(1)
+    for db_file in prefect_server.database.parent.glob("prefect.db*"):
+        assert CANARY.encode() not in db_file.read_bytes(), db_file
