@@ -166,9 +166,9 @@ def main() -> None:
                        "sleep-2 loop worst s")))
 
     print("\n## Three dependencies ready at 1, 2 and 3 s\n")
-    ours, shell = three_dependencies(work)
-    print(table([("one wait step, three targets", f"{ours:.2f}"),
-                 ("three sequential sleep-loop initContainers", f"{shell:.2f}")], ("what", "wall s")))
+    parallel_wall, sequential_wall = three_dependencies(work)
+    print(table([("one wait step, three targets", f"{parallel_wall:.2f}"),
+                 ("three sequential sleep-loop initContainers", f"{sequential_wall:.2f}")], ("what", "wall s")))
 
     print("\n## Attempts per second per target at the cap (HTTP 503 for 5 s)\n")
     rate = attempts_per_second(work)

@@ -21,7 +21,7 @@ from prefect.states import Failed
 
 from prefect_init.context import RunContext
 from prefect_init.engine import install_sigterm, retry_delays, run_attempt, run_spec_with
-from prefect_init.errors import SpecError, StepError, StepTimeout
+from prefect_init.errors import RetryableError, SpecError, StepError, StepTimeout
 from prefect_init.outcome import FAILED, SUCCEEDED, StepOutcome, publish
 from prefect_init.redaction import install_logging_filter, redact
 from prefect_init.spec import Policy, Spec, StepBase, load_spec
@@ -61,6 +61,12 @@ def run_step(key: str) -> str:
         return run_attempt(state.step, ctx)
     except StepError as exc:
         state.last_error = exc
+        delays = retry_delays(state.policy)
+        if isinstance(exc, RetryableError) and exc.retry_after and state.attempts <= len(delays):
+            # Prefect's retry delays are fixed up front: wait out what the server asked for beyond them
+            extra = exc.retry_after - delays[state.attempts - 1]
+            if extra > 0:
+                CANCEL.wait(min(extra, max(0.0, state.deadline - time.monotonic())))
         raise
 
 

@@ -24,6 +24,54 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
+class AtomicFile:
+    """A temporary file beside ``target`` that replaces it only on :meth:`commit`.
+
+    Between writing and committing, the temporary file can be read back (:attr:`temp_path`) and checked; leaving
+    the ``with`` block without committing (an exception, or a decision not to) removes it and leaves ``target``
+    as it was.
+    """
+
+    def __init__(self, target: str | os.PathLike[str], mode: int = 0o644, owner: tuple[int, int] | None = None):
+        self.target = Path(target)
+        self.mode, self.owner = mode, owner
+        self.committed = False
+
+    def __enter__(self) -> AtomicFile:
+        fd, name = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=self.target.parent)
+        self.temp_path = Path(name)
+        try:
+            os.fchmod(fd, self.mode)
+            if self.owner is not None:
+                os.fchown(fd, *self.owner)
+        except BaseException:
+            os.close(fd)
+            self.temp_path.unlink()
+            raise
+        self.handle: IO[bytes] = os.fdopen(fd, "wb")
+        return self
+
+    def commit(self, exclusive: bool = False) -> None:
+        """Publish the file: fsync, then rename over the target (or hard-link: never replace, if ``exclusive``)."""
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.close()
+        if exclusive:
+            os.link(self.temp_path, self.target)
+            self.temp_path.unlink()
+        else:
+            os.replace(self.temp_path, self.target)
+        self.committed = True
+        _fsync_dir(self.target.parent)
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.handle.closed:
+            self.handle.close()
+        if not self.committed:
+            with contextlib.suppress(FileNotFoundError):
+                self.temp_path.unlink()
+
+
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike[str], mode: int = 0o644, *, owner: tuple[int, int] | None = None,
                   exclusive: bool = False) -> Iterator[IO[bytes]]:
@@ -32,28 +80,9 @@ def atomic_writer(path: str | os.PathLike[str], mode: int = 0o644, *, owner: tup
     ``exclusive=True`` publishes with a hard link instead of a rename, so an existing file is never replaced
     (FileExistsError is raised instead) - for creating files that another replica may be creating too.
     """
-    target = Path(path)
-    directory = target.parent
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    tmp = Path(tmp_name)
-    try:
-        os.fchmod(fd, mode)
-        if owner is not None:
-            os.fchown(fd, *owner)
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        if exclusive:
-            os.link(tmp, target)
-            tmp.unlink()
-        else:
-            os.replace(tmp, target)
-        _fsync_dir(directory)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
+    with AtomicFile(path, mode, owner) as out:
+        yield out.handle
+        out.commit(exclusive)
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes | str, mode: int = 0o644,

@@ -19,7 +19,7 @@ from typing import Protocol
 
 from .context import RunContext, StepLogger
 from .durations import format_duration
-from .errors import StepCancelled, StepError, StepFailed
+from .errors import RetryableError, StepCancelled, StepError, StepFailed
 from .outcome import FAILED, NOT_RUN, SKIPPED, SUCCEEDED, RunOutcome, StepOutcome, now_iso
 from .plan import Plan, build_plan
 from .redaction import redact
@@ -37,7 +37,10 @@ def run_attempt(step: StepBase, ctx: RunContext) -> str:
     except StepError as exc:
         if ctx.cancel.is_set() and not isinstance(exc, StepCancelled):
             raise StepCancelled(f"step {step.name!r} stopped: the run was terminated (SIGTERM)") from None
-        raise type(exc)(redact(str(exc))) from None
+        clean = type(exc)(redact(str(exc)))
+        if isinstance(exc, RetryableError) and isinstance(clean, RetryableError):
+            clean.retry_after = exc.retry_after
+        raise clean from None
     except Exception as exc:  # an unexpected error is final, and carries no value
         raise StepFailed(redact(f"unexpected {type(exc).__name__}: {exc}")) from None
 
@@ -88,6 +91,8 @@ class LocalExecutor:
                 error = str(exc)
                 final = not exc.retryable or attempt > policy.retries
                 delay = 0.0 if final else backoff_delay(attempt, policy)
+                if not final and isinstance(exc, RetryableError) and exc.retry_after:
+                    delay = max(delay, exc.retry_after)  # the server asked for at least this (Retry-After)
                 if not final and time.monotonic() + delay >= deadline:
                     error = f"{error} (deadline {format_duration(policy.timeout)} reached after {attempt} attempts)"
                     final = True

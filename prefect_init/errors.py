@@ -51,9 +51,16 @@ class StepFailed(StepError):
 
 
 class RetryableError(StepError):
-    """A failure worth another attempt, if the step has retries and time left."""
+    """A failure worth another attempt, if the step has retries and time left.
+
+    ``retry_after`` (seconds) is the least pause the other side asked for (HTTP ``Retry-After``).
+    """
 
     retryable = True
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class StepTimeout(StepFailed):

@@ -12,6 +12,8 @@ from types import ModuleType
 
 KINDS: dict[str, str] = {
     "wait": "prefect_init.steps.wait",
+    "config": "prefect_init.steps.config",
+    "validate": "prefect_init.steps.validate",
     "files": "prefect_init.steps.files",
     "command": "prefect_init.steps.command",
 }

@@ -57,6 +57,29 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class FromFile(StrictModel):
+    """A value read from a file at run time (``{file: /secrets/token}``): a secret, masked everywhere."""
+
+    file: str
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$")
+_SIZE_UNITS = {None: 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "KiB": 1024, "MiB": 1024**2,
+               "GiB": 1024**3}
+
+
+def parse_size(value: object) -> int:
+    """``10MiB``, ``512KB``, ``1000`` -> bytes."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and (match := _SIZE.match(value)):
+        return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+    raise ValueError("expected a size like 10MiB, 512KB or a number of bytes")
+
+
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+
 class Defaults(StrictModel):
     timeout: Duration = 300.0
     retries: int = Field(default=2, ge=0, le=100)

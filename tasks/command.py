@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import task
 
+from prefect_init.spec import FromFile
 from prefect_init.steps import command
 from prefect_init.tasks._common import TASK_OPTIONS, run_step_model
 
@@ -35,7 +36,7 @@ def run_command(argv: list[str] | str, cwd: str | None = None, env: dict[str, st
                                                 env_from_files={"NPM_TOKEN": "/secrets/npm-token"})
         ```
     """
-    variables: dict[str, str | command.FromFile] = dict(env or {})
-    variables.update({k: command.FromFile(file=v) for k, v in (env_from_files or {}).items()})
+    variables: dict[str, str | FromFile] = dict(env or {})
+    variables.update({k: FromFile(file=v) for k, v in (env_from_files or {}).items()})
     step = command.Step(name="command", command=argv, cwd=cwd, env=variables)  # type: ignore[arg-type]
     return run_step_model(step, timeout)

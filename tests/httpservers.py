@@ -6,29 +6,37 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
-Answer = tuple[int, bytes, dict[str, str]]
+Answer = tuple[int, bytes, dict[str, str | None]]
 
 
 class ScriptedServer:
-    """Answers ``before`` until ``ready_at`` (a time.monotonic value), then ``after``; counts requests."""
+    """Answers what ``script(n)`` says for the n-th request (0-based); records every request."""
 
-    def __init__(self, before: Answer, after: Answer, ready_at: float = 0.0) -> None:
-        self.before, self.after, self.ready_at = before, after, ready_at
+    def __init__(self, script: Callable[[int], Answer], delay: float = 0.0) -> None:
+        self.script, self.delay = script, delay
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self.times: list[float] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                server.times.append(time.monotonic())
                 server.requests.append((self.path, dict(self.headers)))
-                status, body, headers = server.answer()
+                status, body, headers = server.script(len(server.requests) - 1)
                 self.send_response(status)
                 for key, value in {"Content-Length": str(len(body)), **headers}.items():
-                    self.send_header(key, value)
+                    if value is not None:  # None: leave the header out (HTTP/1.0: the body ends at close)
+                        self.send_header(key, value)
                 self.end_headers()
-                self.wfile.write(body)
+                if server.delay:
+                    self.wfile.flush()
+                    time.sleep(server.delay)
+                with suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(body)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
@@ -37,22 +45,31 @@ class ScriptedServer:
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def answer(self) -> Answer:
-        return self.after if time.monotonic() >= self.ready_at else self.before
-
     def url(self, path: str = "/") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
 
 @contextmanager
-def scripted(before: Answer, after: Answer, ready_in: float = 0.0) -> Iterator[ScriptedServer]:
-    server = ScriptedServer(before, after, time.monotonic() + ready_in)
+def serve(script: Callable[[int], Answer], delay: float = 0.0) -> Iterator[ScriptedServer]:
+    """A server answering ``script(n)`` to the n-th request, optionally ``delay`` s slow to send the body."""
+    server = ScriptedServer(script, delay)
     server.thread.start()
     try:
         yield server
     finally:
         server.httpd.shutdown()
         server.httpd.server_close()
+
+
+def scripted(before: Answer, after: Answer, ready_in: float = 0.0) -> Any:
+    """Answers ``before`` until ``ready_in`` seconds from now, then ``after``."""
+    ready_at = time.monotonic() + ready_in
+    return serve(lambda n: after if time.monotonic() >= ready_at else before)
+
+
+def sequence(*answers: Answer, delay: float = 0.0) -> Any:
+    """The n-th request gets the n-th answer; the last one repeats."""
+    return serve(lambda n: answers[min(n, len(answers) - 1)], delay)
 
 
 @contextmanager

@@ -29,14 +29,10 @@ from pydantic import BeforeValidator, Field
 from ..context import RunContext
 from ..durations import Duration, format_duration
 from ..errors import RetryableError, StepCancelled, StepFailed, StepTimeout
-from ..redaction import register_secret
-from ..spec import StepBase, StrictModel
+from ..spec import FromFile, StepBase
+from ..values import resolve_value
 
 TAIL_LINES = 10
-
-
-class FromFile(StrictModel):
-    file: str
 
 
 def _argv(value: object) -> object:
@@ -56,17 +52,7 @@ class Step(StepBase):
 
 def _environment(step: Step, ctx: RunContext) -> dict[str, str]:
     env = dict(os.environ)
-    for key, value in step.env.items():
-        if isinstance(value, FromFile):
-            path = ctx.resolve(value.file)
-            try:
-                secret = path.read_text(encoding="utf-8").removesuffix("\n")
-            except OSError as exc:
-                raise StepFailed(f"env {key}: cannot read {path}: {exc.strerror}") from None
-            register_secret(secret)
-            env[key] = secret
-        else:
-            env[key] = value
+    env.update({key: resolve_value(value, ctx, f"env {key}") for key, value in step.env.items()})
     return env
 
 

@@ -19,12 +19,15 @@ def test_tasks_in_a_user_flow(prefect_server: PrefectServer, tmp_path: Path) -> 
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
     open_port, closed_port = listener.getsockname()[1], free_port()
+    (tmp_path / "source.json").write_text('{"db": {"host": "db", "port": 5432}}')
     script = tmp_path / "user_flow.py"
     script.write_text(textwrap.dedent(f"""
         import os
         from prefect import flow
         from prefect_init.tasks.command import run_command
+        from prefect_init.tasks.config import fetch_config
         from prefect_init.tasks.files import ensure_files
+        from prefect_init.tasks.validate import validate_files
         from prefect_init.tasks.wait import wait_for_postgres, wait_for_tcp
 
         @flow(name="user-flow", flow_run_name="user-flow-run")
@@ -32,6 +35,8 @@ def test_tasks_in_a_user_flow(prefect_server: PrefectServer, tmp_path: Path) -> 
             ensure_files({{"dirs": [{{"path": "{tmp_path}/made", "mode": "0750"}}]}})
             run_command(["sh", "-c", "echo built > {tmp_path}/made/out"])
             wait_for_tcp("127.0.0.1:{open_port}", timeout=10)
+            fetch_config("file://{tmp_path}/source.json", "{tmp_path}/made/app.json", required=["db.host"])
+            validate_files("{tmp_path}/made/app.json", required=["db.host", "db.port"])
             wait_for_postgres(os.environ["TEST_DSN"], timeout=1)
 
         user_flow()
@@ -47,7 +52,8 @@ def test_tasks_in_a_user_flow(prefect_server: PrefectServer, tmp_path: Path) -> 
     tasks = prefect_server.post("/task_runs/filter", {"flow_runs": {"id": {"any_": [runs[0]["id"]]}}})
     states = {t["name"].rsplit("-", 1)[0]: t["state_type"] for t in tasks}
     assert states == {"ensure-files": "COMPLETED", "run-command": "COMPLETED", "wait-for-tcp": "COMPLETED",
-                      "wait-for-postgres": "FAILED"}
+                      "fetch-config": "COMPLETED", "validate-files": "COMPLETED", "wait-for-postgres": "FAILED"}
+    assert (tmp_path / "made/app.json").read_text() == (tmp_path / "source.json").read_text()
     assert "postgresql://app:****@127.0.0.1" in proc.stderr
     assert CANARY not in proc.stdout + proc.stderr
     time.sleep(1)
