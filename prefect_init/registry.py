@@ -14,6 +14,7 @@ KINDS: dict[str, str] = {
     "wait": "prefect_init.steps.wait",
     "config": "prefect_init.steps.config",
     "validate": "prefect_init.steps.validate",
+    "migrate": "prefect_init.steps.migrate",
     "files": "prefect_init.steps.files",
     "command": "prefect_init.steps.command",
 }

@@ -22,6 +22,7 @@ import signal
 import subprocess
 import threading
 import time
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import BeforeValidator, Field
@@ -69,19 +70,22 @@ def _kill_group(proc: subprocess.Popen[bytes], grace: float) -> None:
             continue
 
 
-def run(step: Step, ctx: RunContext) -> str:
-    env = _environment(step, ctx)
-    cwd = ctx.resolve(step.cwd) if step.cwd else None
-    shown = shlex.join(step.command)
+def run_process(argv: list[str], ctx: RunContext, *, cwd: Path | None = None, env: dict[str, str] | None = None,
+                kill_grace: float = 5.0) -> str:
+    """Run ``argv`` (no shell), its output streamed into ``ctx.log`` line by line; honour deadline and SIGTERM.
+
+    A non-zero exit raises :class:`RetryableError` carrying the last lines of output.
+    """
+    shown = shlex.join(argv)
     ctx.log.info(f"running: {shown}" + (f" (in {cwd})" if cwd else ""))
     try:
-        proc = subprocess.Popen(step.command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     except FileNotFoundError as exc:
-        missing = cwd if cwd is not None and not cwd.is_dir() else step.command[0]
+        missing = cwd if cwd is not None and not cwd.is_dir() else argv[0]
         raise StepFailed(f"{missing}: {exc.strerror} (is it installed in the image / mounted?)") from None
     except PermissionError:
-        raise StepFailed(f"{step.command[0]}: permission denied (is it executable?)") from None
+        raise StepFailed(f"{argv[0]}: permission denied (is it executable?)") from None
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
 
     def pump() -> None:
@@ -91,12 +95,12 @@ def run(step: Step, ctx: RunContext) -> str:
             tail.append(line)
             ctx.log.info(line)
 
-    reader = threading.Thread(target=pump, name=f"{step.name}-output", daemon=True)
+    reader = threading.Thread(target=pump, name=f"{ctx.step_name}-output", daemon=True)
     reader.start()
     started = time.monotonic()
     while proc.poll() is None:
         if ctx.cancel.is_set() or ctx.remaining() <= 0:
-            _kill_group(proc, step.kill_grace)
+            _kill_group(proc, kill_grace)
             reader.join(timeout=1)
             if ctx.cancel.is_set():
                 raise StepCancelled(f"{shown}: stopped by SIGTERM; the process group was killed")
@@ -110,3 +114,8 @@ def run(step: Step, ctx: RunContext) -> str:
         last = "\n".join(tail) if tail else "(no output)"
         raise RetryableError(f"{shown}: {how} after {elapsed:.1f}s\nlast output:\n{last}")
     return f"exit 0 after {elapsed:.1f}s"
+
+
+def run(step: Step, ctx: RunContext) -> str:
+    return run_process(step.command, ctx, cwd=ctx.resolve(step.cwd) if step.cwd else None,
+                       env=_environment(step, ctx), kill_grace=step.kill_grace)

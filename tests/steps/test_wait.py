@@ -196,7 +196,7 @@ def test_target_timeout_shorter_than_the_step(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("target", "message"), [
     ("- tcp: no-port", "steps[0].wait[0].tcp: expected host:port"),
-    ("- {}", "steps[0].wait[0]: a wait target has exactly one of: tcp, http, postgres, redis, dns, file"),
+    ("- {}", "steps[0].wait[0]: a wait target has exactly one of: tcp, http, postgres, redis, dns, file, migrations"),
     ("- {tcp: 'a:1', dns: x}", "steps[0].wait[0]: a wait target has exactly one of"),
     ("- http: ftp://x", "steps[0].wait[0].http: expected an http:// or https:// URL"),
     ("- {tcp: 'a:1', interval: 1s}", "steps[0].wait[0].interval: unknown key"),

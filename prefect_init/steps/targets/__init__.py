@@ -23,6 +23,7 @@ TARGETS: dict[str, str] = {
     "redis": "prefect_init.steps.targets.redis",
     "dns": "prefect_init.steps.targets.dns",
     "file": "prefect_init.steps.targets.file",
+    "migrations": "prefect_init.steps.targets.migrations",
 }
 
 

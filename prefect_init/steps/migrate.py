@@ -1,0 +1,295 @@
+"""The ``migrate`` step: database migrations that run exactly once however many replicas start at once.
+
+.. code-block:: yaml
+
+    - name: migrate
+      migrate:
+        database: ${DATABASE_URL}
+        dir: /migrations              # V1__create_users.sql, V2__add_index.sql, R__views.sql
+        table: prefect_init_schema_history
+        schema: public                # where the history table lives (default: the search_path's first)
+        target: "5"                   # stop at this version
+        out_of_order: false
+        allow_changed: false          # an applied file whose checksum changed fails the step ...
+        allow_missing: false          # ... and so does an applied file that disappeared
+
+    - name: migrate-django
+      migrate:
+        database: ${DATABASE_URL}
+        command: [python, manage.py, migrate, --noinput]
+        version: ${APP_VERSION}       # the migration set: racing replicas run the command once per version
+
+Replicas serialize on a PostgreSQL advisory lock keyed on the history table: the first applies, the others wait
+(up to the step's deadline), then find nothing left to do. Each migration runs in its own transaction together
+with its history row, so a failure or a killed connection leaves neither. A file starting with
+``-- prefect-init: no-transaction`` runs outside a transaction (``CREATE INDEX CONCURRENTLY``: one statement per
+such file) and is recorded after it succeeds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import shlex
+import socket
+import threading
+import time
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, model_validator
+
+from ..context import RunContext
+from ..errors import RetryableError, StepCancelled, StepFailed, StepTimeout
+from ..migrations import Applied, Migration, load_dir, parse_version, plan_migrations, version_text
+from ..redaction import redact
+from ..spec import FromFile, StepBase, StrictModel
+from ..values import resolve_value
+
+_IDENT = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+
+
+def _argv(value: object) -> object:
+    return shlex.split(value) if isinstance(value, str) else value
+
+
+class MigrateSpec(StrictModel):
+    database: str
+    dir: str | None = None
+    command: Annotated[list[str] | None, BeforeValidator(_argv)] = None
+    version: str | None = None
+    cwd: str | None = None
+    env: dict[str, str | FromFile] = Field(default_factory=dict)
+    table: str = Field(default="prefect_init_schema_history", pattern=_IDENT)
+    schema_: str | None = Field(default=None, alias="schema", pattern=_IDENT)
+    target: str | None = Field(default=None, pattern=r"^\d+([._]\d+)*$")
+    out_of_order: bool = False
+    allow_changed: bool = False
+    allow_missing: bool = False
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MigrateSpec:
+        if (self.dir is None) == (self.command is None):
+            raise ValueError("give exactly one of dir (SQL files) or command (a migration tool)")
+        if self.command is not None and not self.version:
+            raise ValueError("command needs version: (e.g. ${APP_VERSION}), so replicas run it once per version")
+        return self
+
+
+class Step(StepBase):
+    kind = "migrate"
+    migrate: MigrateSpec
+
+    def describe(self) -> str:
+        m = self.migrate
+        return f"migrate: {m.dir}" if m.dir else f"migrate: {shlex.join(m.command or [])} (version {m.version})"
+
+
+def history_sql(spec: MigrateSpec) -> tuple[Any, Any]:
+    """(the qualified table, the advisory lock key text)."""
+    from psycopg import sql
+
+    table = sql.Identifier(spec.schema_, spec.table) if spec.schema_ else sql.Identifier(spec.table)
+    return table, f"prefect-init:{spec.schema_ or ''}.{spec.table}"
+
+
+class _Watchdog:
+    """Cancels the running query at the deadline or on SIGTERM (a blocked lock wait or a long migration)."""
+
+    def __init__(self, conn: Any, ctx: RunContext) -> None:
+        self.conn, self.ctx = conn, ctx
+        self.done = threading.Event()
+        self.fired: str | None = None
+        self.thread = threading.Thread(target=self._watch, daemon=True, name=f"{ctx.step_name}-watchdog")
+
+    def _watch(self) -> None:
+        while not self.done.is_set():
+            if self.ctx.cancel.is_set() or self.ctx.remaining() <= 0:
+                self.fired = "cancel" if self.ctx.cancel.is_set() else "deadline"
+                with contextlib.suppress(Exception):
+                    self.conn.cancel_safe(timeout=2)
+                return
+            self.ctx.cancel.wait(min(0.05, max(0.001, self.ctx.remaining())))
+
+    def __enter__(self) -> _Watchdog:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join(timeout=3)
+
+
+def _first_line(exc: BaseException) -> str:
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    return primary or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _where(migration: Migration, exc: BaseException) -> str:
+    """``line N`` of the file for an error with a position."""
+    diag = getattr(exc, "diag", None)
+    position = getattr(diag, "statement_position", None)
+    if position and str(position).isdigit():
+        return f" at line {migration.sql[: int(position)].count(chr(10)) + 1}"
+    return ""
+
+
+def _connect(dsn: str, ctx: RunContext) -> Any:
+    import psycopg
+
+    try:
+        return psycopg.connect(dsn, autocommit=True, connect_timeout=max(2, round(min(10.0, ctx.remaining()))),
+                               application_name="prefect-init-migrate")
+    except psycopg.OperationalError as exc:
+        from .targets.postgres import pg_reason
+
+        raise RetryableError(f"{redact(dsn)}: {pg_reason(exc)}") from None
+
+
+def _lock(conn: Any, key: str, ctx: RunContext) -> None:
+    if conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()[0]:
+        return
+    holder = conn.execute(
+        "SELECT a.application_name, a.client_addr::text FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.objid = (hashtext(%s)::bigint & 4294967295)::oid "
+        "LIMIT 1", (key,)).fetchone()
+    ctx.log.info(f"another replica is migrating ({holder[0] if holder else 'lock held'}); waiting for it")
+    started = time.monotonic()
+    conn.execute(f"SET lock_timeout = {max(1, int(ctx.remaining() * 1000))}")
+    conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+    conn.execute("SET lock_timeout = 0")
+    ctx.log.info(f"got the migration lock after {time.monotonic() - started:.2f}s")
+
+
+def _ensure_table(conn: Any, spec: MigrateSpec, table: Any) -> None:
+    from psycopg import sql
+
+    if spec.schema_:
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(spec.schema_)))
+    conn.execute(sql.SQL("""CREATE TABLE IF NOT EXISTS {} (
+        installed_rank bigserial PRIMARY KEY,
+        version text,
+        description text NOT NULL,
+        type text NOT NULL,
+        script text NOT NULL,
+        checksum text NOT NULL,
+        applied_by text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now(),
+        duration_ms integer NOT NULL,
+        success boolean NOT NULL)""").format(table))
+
+
+def _applied(conn: Any, table: Any) -> list[Applied]:
+    from psycopg import sql
+
+    rows = conn.execute(sql.SQL("SELECT version, script, checksum FROM {} WHERE success "
+                                "ORDER BY installed_rank").format(table)).fetchall()
+    return [Applied(v, s, c) for v, s, c in rows]
+
+
+def _record(conn: Any, table: Any, version: str | None, description: str, kind: str, script: str, checksum: str,
+            duration_ms: int) -> None:
+    from psycopg import sql
+
+    conn.execute(sql.SQL("INSERT INTO {} (version, description, type, script, checksum, applied_by, duration_ms, "
+                         "success) VALUES (%s, %s, %s, %s, %s, %s, %s, true)").format(table),
+                 (version, description, kind, script, checksum, socket.gethostname(), duration_ms))
+
+
+def _apply(conn: Any, table: Any, migration: Migration, ctx: RunContext) -> None:
+    version = version_text(migration.version) if migration.version is not None else None
+    kind = "SQL" if migration.version is not None else "REPEATABLE"
+    started = time.monotonic()
+    if migration.transactional:
+        with conn.transaction():
+            conn.execute(migration.sql)
+            _record(conn, table, version, migration.description, kind, migration.script, migration.checksum,
+                    int((time.monotonic() - started) * 1000))
+    else:
+        conn.execute(migration.sql)
+        _record(conn, table, version, migration.description, kind, migration.script, migration.checksum,
+                int((time.monotonic() - started) * 1000))
+    ctx.log.info(f"applied {migration.script} in {time.monotonic() - started:.2f}s")
+
+
+def _run_command(conn: Any, table: Any, spec: MigrateSpec, ctx: RunContext) -> str:
+    import os
+
+    from .command import run_process
+
+    assert spec.command is not None and spec.version is not None
+    script = shlex.join(spec.command)
+    done = [a for a in _applied(conn, table) if a.version == spec.version and a.script == script]
+    if done:
+        ctx.log.info(f"{script}: already ran for version {spec.version}")
+        return f"up to date (version {spec.version})"
+    env = dict(os.environ)
+    env.update({key: resolve_value(value, ctx, f"env {key}") for key, value in spec.env.items()})
+    started = time.monotonic()
+    try:
+        run_process(spec.command, ctx, cwd=ctx.resolve(spec.cwd) if spec.cwd else None, env=env)
+    except RetryableError as exc:  # a failed migration tool needs a look, not a blind rerun
+        raise StepFailed(str(exc)) from None
+    _record(conn, table, spec.version, f"command for version {spec.version}", "COMMAND", script,
+            hashlib.sha256(script.encode()).hexdigest(), int((time.monotonic() - started) * 1000))
+    return f"ran the migration command for version {spec.version}"
+
+
+def _migrate(conn: Any, spec: MigrateSpec, ctx: RunContext) -> str:
+    table, key = history_sql(spec)
+    _lock(conn, key, ctx)
+    _ensure_table(conn, spec, table)
+    if spec.command is not None:
+        return _run_command(conn, table, spec, ctx)
+    assert spec.dir is not None
+    versioned, repeatable = load_dir(ctx.resolve(spec.dir))
+    todo = plan_migrations(versioned, repeatable, _applied(conn, table),
+                           target=parse_version(spec.target) if spec.target else None,
+                           out_of_order=spec.out_of_order, allow_changed=spec.allow_changed,
+                           allow_missing=spec.allow_missing)
+    if not todo:
+        ctx.log.info("up to date: nothing to apply")
+        return "up to date"
+    for migration in todo:
+        try:
+            _apply(conn, table, migration, ctx)
+        except Exception as exc:
+            if _is_connection_error(exc):
+                raise
+            whole = "rolled back whole" if migration.transactional else "NOT in a transaction: check what it did"
+            raise StepFailed(f"{migration.script} failed{_where(migration, exc)}: {_first_line(exc)} "
+                             f"({whole}; not recorded)") from None
+    return f"applied {len(todo)} migrations"
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    import psycopg
+
+    return isinstance(exc, psycopg.OperationalError) and not isinstance(
+        exc, psycopg.errors.QueryCanceled | psycopg.errors.LockNotAvailable)
+
+
+def run(step: Step, ctx: RunContext) -> str:
+    import psycopg
+
+    spec = step.migrate
+    dsn = spec.database
+    conn = _connect(dsn, ctx)
+    watchdog = _Watchdog(conn, ctx)
+    try:
+        with watchdog:
+            summary = _migrate(conn, spec, ctx)
+    except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable):
+        if watchdog.fired == "cancel" or ctx.cancel.is_set():
+            raise StepCancelled("migration stopped by SIGTERM (the running transaction was rolled back)") from None
+        raise StepTimeout("step deadline reached while migrating or waiting for the migration lock "
+                          "(the running transaction was rolled back)") from None
+    except psycopg.OperationalError as exc:
+        raise RetryableError(f"{redact(dsn)}: connection lost: {_first_line(exc)}") from None
+    finally:
+        conn.close()  # ends the session: the advisory lock goes with it
+    ctx.log.info(summary)
+    return summary
+
+
+__all__ = ["MigrateSpec", "Step", "run"]

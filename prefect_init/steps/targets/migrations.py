@@ -1,0 +1,71 @@
+"""``migrations: {database: DSN, version: N}``: ready when the migration history reaches version N.
+
+Lets every pod wait for the pre-rollout migration Job instead of migrating itself. Ready when a successful row
+has version N, or (for numbered versions) a higher one.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from ...context import RunContext
+from ...polling import NotReady
+from ...redaction import redact
+from ...spec import StrictModel
+from . import Checker, SimpleChecker, TargetBase
+
+_IDENT = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+
+
+class MigrationsRef(StrictModel):
+    database: str
+    version: str
+    table: str = Field(default="prefect_init_schema_history", pattern=_IDENT)
+    schema_: str | None = Field(default=None, alias="schema", pattern=_IDENT)
+
+
+def _numeric(text: str) -> tuple[int, ...] | None:
+    from ...migrations import parse_version
+
+    try:
+        return parse_version(text)
+    except ValueError:
+        return None
+
+
+class Target(TargetBase):
+    key = "migrations"
+    migrations: MigrationsRef
+
+    def label(self) -> str:
+        return f"migrations V{self.migrations.version} in {redact(self.migrations.database)}"
+
+    def checker(self, ctx: RunContext) -> Checker:
+        ref = self.migrations
+        wanted = _numeric(ref.version)
+
+        def check(timeout: float) -> None:
+            import psycopg
+            from psycopg import sql
+
+            from .postgres import pg_reason
+
+            table = sql.Identifier(ref.schema_, ref.table) if ref.schema_ else sql.Identifier(ref.table)
+            try:
+                with psycopg.connect(ref.database, connect_timeout=max(2, round(timeout)), autocommit=True) as conn:
+                    rows = conn.execute(sql.SQL("SELECT version FROM {} WHERE success AND version IS NOT NULL")
+                                        .format(table)).fetchall()
+            except psycopg.errors.UndefinedTable:
+                raise NotReady("no history table yet") from None
+            except psycopg.Error as exc:
+                raise NotReady(pg_reason(exc)) from None
+            versions = [v for (v,) in rows]
+            if ref.version in versions:
+                return
+            numeric = [n for n in map(_numeric, versions) if n is not None]
+            if wanted is not None and numeric and max(numeric) >= wanted:
+                return
+            newest = max(numeric) if numeric else None
+            raise NotReady("at V" + ".".join(map(str, newest)) if newest else "no migration applied yet")
+
+        return SimpleChecker(check)
