@@ -146,19 +146,26 @@ def _connect(dsn: str, ctx: RunContext) -> Any:
         raise RetryableError(f"{redact(dsn)}: {pg_reason(exc)}") from None
 
 
-def _lock(conn: Any, key: str, ctx: RunContext) -> None:
-    if conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()[0]:
-        return
-    holder = conn.execute(
-        "SELECT a.application_name, a.client_addr::text FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
-        "WHERE l.locktype = 'advisory' AND l.granted AND l.objid = (hashtext(%s)::bigint & 4294967295)::oid "
-        "LIMIT 1", (key,)).fetchone()
-    ctx.log.info(f"another replica is migrating ({holder[0] if holder else 'lock held'}); waiting for it")
+def _lock(conn: Any, key: str, ctx: RunContext, *, shared: bool = False) -> bool:
+    """Take the migration lock, waiting (bounded by the deadline) if another replica holds it.
+
+    Returns True if it had to wait. A shared lock is granted to every waiter at once when the migrating
+    replica releases its exclusive one, so the waiters check the history in parallel, not one by one.
+    """
+    mode = "_shared" if shared else ""
+    if conn.execute(f"SELECT pg_try_advisory_lock{mode}(hashtext(%s))", (key,)).fetchone()[0]:
+        return False
+    ctx.log.info("another replica is migrating; waiting for it")
     started = time.monotonic()
     conn.execute(f"SET lock_timeout = {max(1, int(ctx.remaining() * 1000))}")
-    conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+    conn.execute(f"SELECT pg_advisory_lock{mode}(hashtext(%s))", (key,))
     conn.execute("SET lock_timeout = 0")
     ctx.log.info(f"got the migration lock after {time.monotonic() - started:.2f}s")
+    return True
+
+
+def _unlock(conn: Any, key: str, *, shared: bool = False) -> None:
+    conn.execute(f"SELECT pg_advisory_unlock{'_shared' if shared else ''}(hashtext(%s))", (key,))
 
 
 def _ensure_table(conn: Any, spec: MigrateSpec, table: Any) -> None:
@@ -235,18 +242,38 @@ def _run_command(conn: Any, table: Any, spec: MigrateSpec, ctx: RunContext) -> s
     return f"ran the migration command for version {spec.version}"
 
 
-def _migrate(conn: Any, spec: MigrateSpec, ctx: RunContext) -> str:
-    table, key = history_sql(spec)
-    _lock(conn, key, ctx)
-    _ensure_table(conn, spec, table)
-    if spec.command is not None:
-        return _run_command(conn, table, spec, ctx)
-    assert spec.dir is not None
-    versioned, repeatable = load_dir(ctx.resolve(spec.dir))
-    todo = plan_migrations(versioned, repeatable, _applied(conn, table),
+def _pending(conn: Any, spec: MigrateSpec, table: Any, ctx: RunContext) -> list[Migration] | None:
+    """What is left to apply (None: the history table does not exist yet); validates the history."""
+    import psycopg
+
+    versioned, repeatable = load_dir(ctx.resolve(spec.dir or ""))
+    try:
+        applied = _applied(conn, table)
+    except psycopg.errors.UndefinedTable:
+        return None
+    return plan_migrations(versioned, repeatable, applied,
                            target=parse_version(spec.target) if spec.target else None,
                            out_of_order=spec.out_of_order, allow_changed=spec.allow_changed,
                            allow_missing=spec.allow_missing)
+
+
+def _migrate(conn: Any, spec: MigrateSpec, ctx: RunContext) -> str:
+    table, key = history_sql(spec)
+    if spec.command is None and not conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()[0]:
+        # Another replica is migrating: wait with the other waiters on a shared lock, then check in parallel.
+        _lock(conn, key, ctx, shared=True)
+        todo = _pending(conn, spec, table, ctx)
+        _unlock(conn, key, shared=True)
+        if todo == []:
+            ctx.log.info("up to date: another replica applied everything")
+            return "up to date"
+        _lock(conn, key, ctx)  # something is left (the other replica failed?): take over
+    elif spec.command is not None:
+        _lock(conn, key, ctx)
+    _ensure_table(conn, spec, table)
+    if spec.command is not None:
+        return _run_command(conn, table, spec, ctx)
+    todo = _pending(conn, spec, table, ctx) or []
     if not todo:
         ctx.log.info("up to date: nothing to apply")
         return "up to date"
