@@ -12,6 +12,7 @@ from types import ModuleType
 
 KINDS: dict[str, str] = {
     "wait": "prefect_init.steps.wait",
+    "vault": "prefect_init.steps.vault",
     "config": "prefect_init.steps.config",
     "validate": "prefect_init.steps.validate",
     "migrate": "prefect_init.steps.migrate",

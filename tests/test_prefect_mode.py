@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from pathlib import Path
@@ -124,3 +125,42 @@ def test_canary_never_reaches_the_prefect_api(prefect_server: PrefectServer, tmp
     time.sleep(1)  # let the server commit what it received
     for db_file in prefect_server.database.parent.glob("prefect.db*"):
         assert CANARY.encode() not in db_file.read_bytes(), db_file
+
+
+def test_vault_canaries_never_reach_prefect(prefect_server: PrefectServer, tmp_path: Path) -> None:
+    from tests.vaultserver import VaultState, vault_server
+
+    token, jwt, value = "hvs.pf-token-canary-77", "jwt-pf-canary-78", "pf-secret-value-canary-79"
+    state = VaultState()
+    state.kubernetes_roles[("kubernetes", "myapp")] = (jwt, ["secret/data/myapp"])
+    state.tokens[token] = ["secret/"]
+    state.put_kv2("secret/myapp", {"api_key": value, "nested": {"deep": value + "-deep"}})
+    (tmp_path / "jwt").write_text(jwt)
+    (tmp_path / "token").write_text(token)
+    runs = [  # a run that fetches the canaries, and one that fetches them and then fails
+        (f"vault-ok-{uuid.uuid4().hex[:6]}", {"kubernetes": {"role": "myapp", "jwt_file": str(tmp_path / "jwt")}},
+         ["api_key"], 0),
+        (f"vault-fail-{uuid.uuid4().hex[:6]}", {"token_file": str(tmp_path / "token")}, ["api_key", "absent_key"], 1),
+    ]
+    outputs = []
+    with vault_server(state) as vault:
+        for name, auth, required, expected in runs:
+            spec = tmp_path / f"{name}.yaml"
+            spec.write_text(json.dumps({"version": 1, "name": name, "status_file": f"{name}.json", "steps": [
+                {"name": "secrets", "vault": {"address": vault.address, "auth": auth, "secrets": [
+                    {"path": "secret/data/myapp", "dest": f"{name}-out.json", "required": required}]}}]}))
+            result = run_cli("run", str(spec), "--require-api", env=prefect_server.client_env())
+            assert result.code == expected, result.output
+            flow_run = _flow_run(prefect_server, name)
+            key = {"artifacts": {"key": {"any_": [f"prefect-init-{name}"]}}}
+            outputs += [result.output, (tmp_path / f"{name}.json").read_text(),
+                        str(_logs(prefect_server, flow_run["id"])), str(prefect_server.post("/artifacts/filter", key)),
+                        str(flow_run)]
+    assert json.loads((tmp_path / f"{runs[0][0]}-out.json").read_text())["api_key"] == value  # it got there
+    assert "missing required keys: absent_key" in "".join(outputs)
+    time.sleep(1)
+    for canary in (token, jwt, value):
+        for text in outputs:
+            assert canary not in text
+        for db_file in prefect_server.database.parent.glob("prefect.db*"):
+            assert canary.encode() not in db_file.read_bytes(), (canary, db_file)
