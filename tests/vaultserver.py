@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,6 +59,7 @@ class VaultState:
     kv1: dict[str, dict[str, Any]] = field(default_factory=dict)  # "ns/mount/path" -> data
     db_roles: set[str] = field(default_factory=set)  # "ns/role"
     revoked: list[str] = field(default_factory=list)
+    latency: float = 0.0  # seconds added to every answer (benchmarks: a Vault across the network)
     requests: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, namespace)
 
     def put_kv2(self, path: str, data: dict[str, Any], namespace: str = "") -> int:
@@ -125,6 +127,8 @@ class _Handler(BaseHTTPRequestHandler):
         ns = f"{namespace}/" if namespace else ""
         with self.server.lock:
             state.requests.append((method, path, namespace))
+        if state.latency:
+            time.sleep(state.latency)
         body = self._body() if method == "POST" else {}
         if path == "sys/health":
             return self._health(query)

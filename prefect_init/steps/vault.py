@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from typing import Any, Literal
@@ -48,6 +49,8 @@ from ..spec import FromFile, Mode, Owner, StepBase, StrictModel
 from ..values import resolve_value
 
 SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+MAX_PARALLEL = 32
+"""Secrets fetched at the same time, at most."""
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -179,6 +182,7 @@ class VaultSession:
         self.ctx = ctx
         self.verify: Any = str(ctx.resolve(spec.ca_cert)) if spec.ca_cert else not spec.insecure
         self.logged_in = False
+        self._local = threading.local()  # one client (and its kept-alive connection) per thread
         self.token = self._token()
         register_secret(self.token)
 
@@ -231,8 +235,11 @@ class VaultSession:
     def read(self, path: str, version: int | None = None) -> dict[str, Any]:
         """The key/value data at ``path`` (KV v1, KV v2, dynamic secrets), registered as secrets on arrival."""
         params = {"version": version} if version is not None else None
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = self.client(self.token)
         try:
-            response = self.client(self.token).adapter.get(f"/v1/{path}", params=params)
+            response = client.adapter.get(f"/v1/{path}", params=params)
         except Exception as exc:
             raise vault_error(exc, f"vault read {path}") from None
         data = response.get("data") if isinstance(response, dict) else None
@@ -294,7 +301,7 @@ def run(step: Step, ctx: RunContext) -> str:
     session = VaultSession(spec, ctx)
     revoke = spec.revoke_token if spec.revoke_token is not None else session.logged_in
     try:
-        with ThreadPoolExecutor(max_workers=min(16, len(spec.secrets)), thread_name_prefix="vault") as pool:
+        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(spec.secrets)), thread_name_prefix="vault") as pool:
             futures = [pool.submit(session.read, s.path, s.version) for s in spec.secrets]
             fetched = [f.result() for f in futures]
         rendered = [(s, render(select(values, s), s.format, s.path)) for s, values in zip(spec.secrets, fetched,
