@@ -16,6 +16,7 @@ KINDS: dict[str, str] = {
     "config": "prefect_init.steps.config",
     "validate": "prefect_init.steps.validate",
     "migrate": "prefect_init.steps.migrate",
+    "git": "prefect_init.steps.git",
     "files": "prefect_init.steps.files",
     "command": "prefect_init.steps.command",
 }

@@ -179,3 +179,18 @@ def test_spec_error_type_lists_problems() -> None:
         parse_spec("version: 1\nname: x\nsteps: []\n", "t.yaml", env={})
     assert len(info.value.problems) == 1
     assert info.value.problems[0].line == 3
+
+
+def test_the_example_of_spec_md_is_valid(tmp_path: Path) -> None:
+    """../shared/design/spec.md's example must stay true (it sits beside the checkout, as in CI)."""
+    design = Path(__file__).resolve().parents[2] / "shared" / "design" / "spec.md"
+    if not design.exists():
+        pytest.skip("shared/design/spec.md is not beside this checkout")
+    example = re.search(r"```yaml\n(.*?)```", design.read_text(), re.S)
+    assert example is not None
+    spec = tmp_path / "example.yaml"
+    spec.write_text(example.group(1))
+    result = run_cli("check", str(spec), env=clean_env(DATABASE_URL="postgres://app:pw@db:5432/app",
+                                                       VAULT_ADDR="http://vault:8200"))
+    assert result.code == 0, result.stderr
+    assert "steps in" in result.stdout

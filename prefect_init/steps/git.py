@@ -1,0 +1,130 @@
+"""The ``git`` step: a repository at a ref, checked out where the build expects it.
+
+.. code-block:: yaml
+
+    - name: clone
+      git:
+        repo: https://github.com/myorg/mysite.git
+        ref: main                    # a branch, a tag or a commit
+        dest: /repo
+        depth: 1                     # shallow; omit for the full history
+        username: x-access-token     # with password: HTTP basic auth, sent in the environment, never in argv
+        password: {file: /secrets/git-token}
+
+A new checkout is made in a temporary directory beside ``dest`` and renamed into place, so a failed clone leaves
+nothing behind. An existing checkout of the same repository is fetched and checked out again (idempotent); a
+``dest`` holding anything else is an error. Network failures are retried; an unknown ref, a missing repository
+or refused credentials are final. Uses the ``git`` program of the image.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from pydantic import Field
+
+from ..context import RunContext
+from ..errors import RetryableError, StepFailed
+from ..redaction import redact, register_secret
+from ..spec import FromFile, StepBase, StrictModel
+from ..values import resolve_value
+
+FINAL = ("couldn't find remote ref", "repository not found", "authentication failed", "not found",
+         "invalid username or password", "does not appear to be a git repository", "permission denied",
+         "not our ref", "unadvertised object")
+
+
+class GitSpec(StrictModel):
+    repo: str
+    ref: str = "HEAD"
+    dest: str
+    depth: int | None = Field(default=None, ge=1)
+    username: str | None = None
+    password: str | FromFile | None = None
+
+
+class Step(StepBase):
+    kind = "git"
+    git: GitSpec
+
+    def describe(self) -> str:
+        return f"git: {redact(self.git.repo)}@{self.git.ref} -> {self.git.dest}"
+
+
+def _git(args: list[str], ctx: RunContext, env: dict[str, str], what: str, cwd: Path | None = None) -> str:
+    try:
+        proc = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                              timeout=max(1.0, ctx.remaining()), stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise StepFailed("git: the git program is not installed in this image") from None
+    except subprocess.TimeoutExpired:
+        raise RetryableError(f"{what}: still running at the deadline") from None
+    if proc.returncode != 0:
+        message = redact(" ".join(proc.stderr.strip().splitlines()[-3:]) or f"exit {proc.returncode}")
+        if any(marker in message.lower() for marker in FINAL):
+            raise StepFailed(f"{what}: {message}")
+        raise RetryableError(f"{what}: {message}")
+    return proc.stdout.strip()
+
+
+def _environment(spec: GitSpec, ctx: RunContext) -> dict[str, str]:
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"}
+    if spec.password is not None:
+        password = resolve_value(spec.password, ctx, "git password")
+        basic = base64.b64encode(f"{spec.username or 'x-access-token'}:{password}".encode()).decode()
+        register_secret(password)
+        register_secret(basic)
+        # config from the environment (git >= 2.31): the credential never appears in argv or .git/config
+        env.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
+                    "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}"})
+    return env
+
+
+def _fetch_and_checkout(spec: GitSpec, repo_dir: Path, ctx: RunContext, env: dict[str, str]) -> str:
+    shown = f"git fetch {redact(spec.repo)} {spec.ref}"
+    depth = [f"--depth={spec.depth}"] if spec.depth else []
+    _git(["fetch", "--quiet", *depth, "origin", spec.ref], ctx, env, shown, cwd=repo_dir)
+    _git(["checkout", "--quiet", "--force", "--detach", "FETCH_HEAD"], ctx, env, "git checkout", cwd=repo_dir)
+    return _git(["rev-parse", "HEAD"], ctx, env, "git rev-parse", cwd=repo_dir)
+
+
+def _init(spec: GitSpec, directory: Path, ctx: RunContext, env: dict[str, str]) -> str:
+    _git(["init", "--quiet", str(directory)], ctx, env, "git init")
+    _git(["remote", "add", "origin", spec.repo], ctx, env, "git remote add", cwd=directory)
+    return _fetch_and_checkout(spec, directory, ctx, env)
+
+
+def run(step: Step, ctx: RunContext) -> str:
+    spec = step.git
+    dest = ctx.resolve(spec.dest)
+    env = _environment(spec, ctx)
+    if dest.is_dir() and (dest / ".git").exists():
+        origin = _git(["remote", "get-url", "origin"], ctx, env, "git remote", cwd=dest)
+        if origin != spec.repo:
+            raise StepFailed(f"{dest}: a checkout of another repository ({redact(origin)})")
+        commit = _fetch_and_checkout(spec, dest, ctx, env)
+        ctx.log.info(f"{dest}: updated to {spec.ref} ({commit[:12]})")
+        return f"updated to {commit[:12]}"
+    if dest.exists():
+        if not dest.is_dir() or any(dest.iterdir()):
+            raise StepFailed(f"{dest}: exists, is not empty and is not a git checkout")
+        # an empty directory, typically an emptyDir mount point (it cannot be renamed over): work in place;
+        # a failed attempt leaves a .git of the same origin, which the next attempt fetches again
+        commit = _init(spec, dest, ctx, env)
+    else:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+        try:
+            commit = _init(spec, work, ctx, env)
+            work.rename(dest)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                shutil.rmtree(work)
+    ctx.log.info(f"{dest}: {redact(spec.repo)} at {spec.ref} ({commit[:12]})")
+    return f"checked out {commit[:12]}"
