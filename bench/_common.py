@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -12,8 +11,6 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-
-import httpx
 
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
@@ -54,30 +51,10 @@ def base_env(**extra: str) -> dict[str, str]:
 @contextmanager
 def prefect_server() -> Iterator[str]:
     """A real `prefect server start` on 127.0.0.1 with a throw-away SQLite database; yields the API URL."""
-    home = Path(tempfile.mkdtemp(prefix="bench-prefect-"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = base_env(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_UI_ENABLED="false",
-                   PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{home}/prefect.db")
-    proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("prefect server did not start")
-            time.sleep(0.3)
+    from tests.prefectserver import prefect_server_process
+
+    with prefect_server_process(Path(tempfile.mkdtemp(prefix="bench-prefect-"))) as url:
         yield url
-    finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=30)
 
 
 def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:

@@ -73,7 +73,8 @@ def _empty(value: Any) -> bool:
     return value is None or (isinstance(value, str | list | dict) and len(value) == 0)
 
 
-def _lookup(data: Any, key: str) -> tuple[bool, Any]:
+def lookup(data: Any, key: str) -> tuple[bool, Any]:
+    """``a.b.0.c`` into nested mappings and lists: (found, value)."""
     for part in key.split("."):
         if isinstance(data, dict) and part in data:
             data = data[part]
@@ -88,7 +89,7 @@ def missing_keys(data: Any, required: Iterable[str]) -> list[str]:
     """The required dotted keys that are absent or empty (None, "", [], {})."""
     out = []
     for key in required:
-        found, value = _lookup(data, key)
+        found, value = lookup(data, key)
         if not found or _empty(value):
             out.append(key)
     return out

@@ -80,6 +80,16 @@ def parse_size(value: object) -> int:
 Size = Annotated[int, BeforeValidator(parse_size)]
 
 
+def _split_argv(value: object) -> object:
+    import shlex
+
+    return shlex.split(value) if isinstance(value, str) else value
+
+
+Argv = Annotated[list[str], BeforeValidator(_split_argv), Field(min_length=1)]
+"""A program and its arguments: a list, or a string split as a shell would (no shell runs)."""
+
+
 class Defaults(StrictModel):
     timeout: Duration = 300.0
     retries: int = Field(default=2, ge=0, le=100)

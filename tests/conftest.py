@@ -1,21 +1,21 @@
+"""Fixtures of real servers on 127.0.0.1: Prefect, PostgreSQL, Redis."""
+
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# tests import their helpers as `tests.helpers`
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+# tests import their helpers as `tests.helpers`
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def free_port() -> int:
@@ -53,38 +53,11 @@ class PrefectServer:
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
     """A real `prefect server start` on 127.0.0.1 with its own SQLite database, for the whole session."""
+    from tests.prefectserver import prefect_server_process
+
     home = tmp_path_factory.mktemp("prefect-server")
-    database = home / "prefect.db"
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_UI_ENABLED="false",
-               PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{database}",
-               PREFECT_SERVER_API_HOST="127.0.0.1", PREFECT_SERVER_API_PORT=str(port))
-    prefect = Path(sys.executable).with_name("prefect")
-    log = (home / "server.log").open("w")
-    proc = subprocess.Popen([str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    api = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"prefect server did not start: {(home / 'server.log').read_text()[-2000:]}")
-        time.sleep(0.3)
-    try:
-        yield PrefectServer(api, home, database)
-    finally:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-        log.close()
+    with prefect_server_process(home) as api:
+        yield PrefectServer(api, home, home / "prefect.db")
 
 
 @pytest.fixture(scope="session")

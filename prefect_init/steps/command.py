@@ -23,26 +23,21 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Annotated
 
-from pydantic import BeforeValidator, Field
+from pydantic import Field
 
 from ..context import RunContext
 from ..durations import Duration, format_duration
 from ..errors import RetryableError, StepCancelled, StepFailed, StepTimeout
-from ..spec import FromFile, StepBase
+from ..spec import Argv, FromFile, StepBase
 from ..values import resolve_value
 
 TAIL_LINES = 10
 
 
-def _argv(value: object) -> object:
-    return shlex.split(value) if isinstance(value, str) else value
-
-
 class Step(StepBase):
     kind = "command"
-    command: Annotated[list[str], BeforeValidator(_argv), Field(min_length=1)]
+    command: Argv
     cwd: str | None = None
     env: dict[str, str | FromFile] = Field(default_factory=dict)
     kill_grace: Duration = 5.0
@@ -51,9 +46,10 @@ class Step(StepBase):
         return f"command: {shlex.join(self.command)}"
 
 
-def _environment(step: Step, ctx: RunContext) -> dict[str, str]:
+def environment(extra: dict[str, str | FromFile], ctx: RunContext) -> dict[str, str]:
+    """This process's environment plus ``extra`` (values from files are read now, as secrets)."""
     env = dict(os.environ)
-    env.update({key: resolve_value(value, ctx, f"env {key}") for key, value in step.env.items()})
+    env.update({key: resolve_value(value, ctx, f"env {key}") for key, value in extra.items()})
     return env
 
 
@@ -118,4 +114,4 @@ def run_process(argv: list[str], ctx: RunContext, *, cwd: Path | None = None, en
 
 def run(step: Step, ctx: RunContext) -> str:
     return run_process(step.command, ctx, cwd=ctx.resolve(step.cwd) if step.cwd else None,
-                       env=_environment(step, ctx), kill_grace=step.kill_grace)
+                       env=environment(step.env, ctx), kill_grace=step.kill_grace)

@@ -34,28 +34,23 @@ import shlex
 import socket
 import threading
 import time
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import Field, model_validator
 
 from ..context import RunContext
 from ..errors import RetryableError, StepCancelled, StepFailed, StepTimeout
 from ..migrations import Applied, Migration, load_dir, parse_version, plan_migrations, version_text
 from ..redaction import redact
-from ..spec import FromFile, StepBase, StrictModel
-from ..values import resolve_value
+from ..spec import Argv, FromFile, StepBase, StrictModel
 
 _IDENT = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
-
-
-def _argv(value: object) -> object:
-    return shlex.split(value) if isinstance(value, str) else value
 
 
 class MigrateSpec(StrictModel):
     database: str
     dir: str | None = None
-    command: Annotated[list[str] | None, BeforeValidator(_argv)] = None
+    command: Argv | None = None
     version: str | None = None
     cwd: str | None = None
     env: dict[str, str | FromFile] = Field(default_factory=dict)
@@ -220,9 +215,7 @@ def _apply(conn: Any, table: Any, migration: Migration, ctx: RunContext) -> None
 
 
 def _run_command(conn: Any, table: Any, spec: MigrateSpec, ctx: RunContext) -> str:
-    import os
-
-    from .command import run_process
+    from .command import environment, run_process
 
     assert spec.command is not None and spec.version is not None
     script = shlex.join(spec.command)
@@ -230,11 +223,10 @@ def _run_command(conn: Any, table: Any, spec: MigrateSpec, ctx: RunContext) -> s
     if done:
         ctx.log.info(f"{script}: already ran for version {spec.version}")
         return f"up to date (version {spec.version})"
-    env = dict(os.environ)
-    env.update({key: resolve_value(value, ctx, f"env {key}") for key, value in spec.env.items()})
     started = time.monotonic()
     try:
-        run_process(spec.command, ctx, cwd=ctx.resolve(spec.cwd) if spec.cwd else None, env=env)
+        run_process(spec.command, ctx, cwd=ctx.resolve(spec.cwd) if spec.cwd else None,
+                    env=environment(spec.env, ctx))
     except RetryableError as exc:  # a failed migration tool needs a look, not a blind rerun
         raise StepFailed(str(exc)) from None
     _record(conn, table, spec.version, f"command for version {spec.version}", "COMMAND", script,

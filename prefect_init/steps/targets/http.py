@@ -19,23 +19,12 @@ import httpx
 from pydantic import AfterValidator, Field
 
 from ...context import RunContext
+from ...documents import lookup
 from ...polling import NotReady
 from ...redaction import register_secret
 from . import Checker, TargetBase
 
 MAX_BODY = 1024 * 1024
-
-
-def dotted(data: Any, key: str) -> Any:
-    """``a.b.0.c`` into nested mappings and lists; KeyError when a part is missing."""
-    for part in key.split("."):
-        if isinstance(data, dict) and part in data:
-            data = data[part]
-        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
-            data = data[int(part)]
-        else:
-            raise KeyError(key)
-    return data
 
 
 def _http_url(value: str) -> str:
@@ -101,10 +90,9 @@ class HttpChecker:
             except ValueError:
                 raise NotReady(f"HTTP {response.status_code} but the answer is not JSON") from None
             for key, allowed in t.json_.items():
-                try:
-                    value = dotted(data, key)
-                except KeyError:
-                    raise NotReady(f"JSON has no {key}") from None
+                found, value = lookup(data, key)
+                if not found:
+                    raise NotReady(f"JSON has no {key}")
                 if value not in allowed:
                     wanted = " or ".join(map(str, allowed))
                     raise NotReady(f"{key} is {jsonlib.dumps(value)[:80]}, waiting for {wanted}")
