@@ -27,6 +27,14 @@ def _err(message: str) -> None:
     sys.stderr.flush()
 
 
+def one_line(text: str, limit: int = 300) -> str:
+    """A multi-line reason folded onto one line (``a:`` + ``b`` -> ``a: b``, else ``a | b``), cut at ``limit``."""
+    out = ""
+    for line in (ln.strip() for ln in text.splitlines() if ln.strip()):
+        out += line if not out else (" " if out.endswith(":") else " | ") + line
+    return out if len(out) <= limit else out[: limit - 3] + "..."
+
+
 def _load(path: str) -> Spec:
     try:
         return load_spec(path)
@@ -100,7 +108,7 @@ def run(
     else:
         ok, reason = _run_local(loaded, only, status_path)
     if not ok:  # one closing line; the full reason (a command's last output) is in the log above
-        _err(f"prefect-init: {loaded.name}: {reason.splitlines()[0] if reason else 'failed'}")
+        _err(f"prefect-init: {loaded.name}: {one_line(reason or 'failed')}")
     raise typer.Exit(EXIT_OK if ok else EXIT_FAILED)
 
 

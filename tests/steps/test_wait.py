@@ -183,6 +183,10 @@ def test_deadline_message_one_line_per_target_not_ready(tmp_path: Path) -> None:
                         r"\(\d+ attempts over 1\.0 s\)", lines[1]), lines
     assert re.fullmatch(rf"tcp 127\.0\.0\.1:{port_b}: connection refused \(\d+ attempts over 1\.0 s\)", lines[2])
     assert "hunter2-canary" not in result.output
+    closing = result.stderr.strip().splitlines()[-1]
+    assert closing.startswith("prefect-init: waiting: step deps (wait) failed: 2 of 3 targets not ready: "
+                              f"postgresql://app:****@127.0.0.1:{port_a}/app: connection refused"), closing
+    assert f" | tcp 127.0.0.1:{port_b}: connection refused" in closing
 
 
 def test_target_timeout_shorter_than_the_step(tmp_path: Path) -> None:
