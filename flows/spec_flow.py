@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -41,7 +41,6 @@ class _StepRun:
     deadline: float | None = None
     attempts: int = 0
     last_error: StepError | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 _ACTIVE: dict[str, _StepRun] = {}
@@ -50,11 +49,10 @@ _ACTIVE: dict[str, _StepRun] = {}
 @task(**TASK_OPTIONS)
 def run_step(key: str) -> str:
     """One attempt of one step of the running spec (``key`` names it in this process)."""
-    state = _ACTIVE[key]
-    with state.lock:
-        state.attempts += 1
-        if state.deadline is None:
-            state.deadline = time.monotonic() + state.policy.timeout
+    state = _ACTIVE[key]  # Prefect runs a task's attempts one after another: no lock needed
+    state.attempts += 1
+    if state.deadline is None:
+        state.deadline = time.monotonic() + state.policy.timeout
     ctx = RunContext(state.step.name, state.deadline, state.policy.timeout, CANCEL,
                      RedactingLogger(get_run_logger()), state.spec.base_dir, state.attempts)
     try:

@@ -104,7 +104,7 @@ def run(
     if mode == "prefect":
         from .prefect_mode import run_in_prefect
 
-        ok, reason = run_in_prefect(spec, only, str(status_path) if status_path else None)
+        ok, reason = run_in_prefect(loaded, only, str(status_path) if status_path else None)
     else:
         ok, reason = _run_local(loaded, only, status_path)
     if not ok:  # one closing line; the full reason (a command's last output) is in the log above

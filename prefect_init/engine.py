@@ -12,7 +12,7 @@ import contextvars
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Protocol
@@ -21,7 +21,7 @@ from .context import RunContext, StepLogger
 from .durations import format_duration
 from .errors import RetryableError, StepCancelled, StepError, StepFailed
 from .outcome import FAILED, NOT_RUN, SKIPPED, SUCCEEDED, RunOutcome, StepOutcome, now_iso
-from .plan import Plan, build_plan
+from .plan import build_plan
 from .redaction import redact
 from .registry import kind_module
 from .spec import Policy, Spec, StepBase
@@ -105,14 +105,13 @@ class LocalExecutor:
 
 
 def run_spec_with(spec: Spec, executor: Executor, reporter: Reporter, cancel: threading.Event,
-                  only: Iterable[str] | None = None, plan: Plan | None = None,
-                  on_done: Callable[[RunOutcome], None] | None = None) -> RunOutcome:
+                  only: Iterable[str] | None = None) -> RunOutcome:
     """Schedule every step of ``spec`` on ``executor``; return the run's outcome (never raises for a step).
 
     A step starts once every step it needs has succeeded (or was filtered out by ``only``); a step whose need
     failed or was skipped is never started and ends ``skipped``.
     """
-    plan = plan or build_plan(spec.steps)
+    plan = build_plan(spec.steps)
     selected = set(only) if only else set(plan.order)
     outcome = RunOutcome(name=spec.name, started_at=now_iso())
     results: dict[str, StepOutcome] = {}
@@ -155,8 +154,6 @@ def run_spec_with(spec: Spec, executor: Executor, reporter: Reporter, cancel: th
     outcome.steps = [results[name] for name in plan.order]
     outcome.interrupted = cancel.is_set()
     outcome.finished_at = now_iso()
-    if on_done is not None:
-        on_done(outcome)
     return outcome
 
 

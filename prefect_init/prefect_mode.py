@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from contextlib import ExitStack
+
 from .redaction import redact
+from .spec import Spec
 
 
-def run_in_prefect(spec_path: str, only: list[str] | None, status_file: str | None) -> tuple[bool, str]:
-    """Run the flow; (succeeded, reason). A failure of Prefect itself is a one-line reason, not a traceback."""
+def run_in_prefect(spec: Spec, only: list[str] | None, status_file: str | None) -> tuple[bool, str]:
+    """Run the flow; (succeeded, reason). A failure of Prefect itself is a one-line reason, not a traceback.
+
+    The flow takes the spec's path (never its expanded values). A spec read from standard input is handed over
+    as a private temporary file, since standard input cannot be read twice.
+    """
+    with ExitStack() as stack:
+        path = spec.file
+        if path == "-":
+            handle = stack.enter_context(tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="prefect-init-"))
+            os.chmod(handle.name, 0o600)
+            handle.write(spec.text)
+            handle.flush()
+            path = handle.name
+        return _run_flow(path, only, status_file)
+
+
+def _run_flow(spec_path: str, only: list[str] | None, status_file: str | None) -> tuple[bool, str]:
     try:
         from prefect_init.flows.spec_flow import run_spec
 

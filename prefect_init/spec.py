@@ -139,6 +139,7 @@ class Spec:
 
     file: str
     name: str
+    text: str
     defaults: Defaults
     status_file: str | None
     steps: list[StepBase]
@@ -229,7 +230,7 @@ def parse_spec(text: str, file: str, env: Mapping[str, str] | None = None) -> Sp
     if problems:
         raise SpecError(problems)
     base = Path(file).resolve().parent if file not in ("-", "<string>") else Path.cwd()
-    return Spec(file=file, name=header.name, defaults=header.defaults, status_file=header.status_file,
+    return Spec(file=file, name=header.name, text=text, defaults=header.defaults, status_file=header.status_file,
                 steps=steps, base_dir=base)
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from tests.conftest import PrefectServer
-from tests.helpers import run_cli, write_spec
+from tests.helpers import CLI, run_cli, write_spec
 
 CANARY = "canary-prefect-9d1e77-topsecret"
 
@@ -164,3 +165,13 @@ def test_vault_canaries_never_reach_prefect(prefect_server: PrefectServer, tmp_p
             assert canary not in text
         for db_file in prefect_server.database.parent.glob("prefect.db*"):
             assert canary.encode() not in db_file.read_bytes(), (canary, db_file)
+
+
+def test_spec_from_standard_input(prefect_server: PrefectServer, tmp_path: Path) -> None:
+    name = f"stdin-{uuid.uuid4().hex[:8]}"
+    text = f"version: 1\nname: {name}\nsteps:\n  - name: hello\n    command: [echo, from-stdin]\n"
+    proc = subprocess.run([*CLI, "run", "-", "--require-api"], input=text, capture_output=True, text=True,
+                          env=prefect_server.client_env(), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert _flow_run(prefect_server, name)["state_type"] == "COMPLETED"
+    assert "from-stdin" in proc.stderr
