@@ -141,3 +141,14 @@ def redis_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     yield make
     for server in made:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_ca(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A throw-away CA (trustme), its PEM file, and a server certificate for 127.0.0.1."""
+    import trustme
+
+    ca = trustme.CA()
+    pem = tmp_path_factory.mktemp("tls") / "ca.pem"
+    ca.cert_pem.write_to_path(str(pem))
+    return ca, pem, ca.issue_cert("127.0.0.1")

@@ -46,13 +46,21 @@ class ScriptedServer:
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def url(self, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        scheme = "https" if hasattr(self.httpd.socket, "context") else "http"
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
 
 
 @contextmanager
-def serve(script: Callable[[int], Answer], delay: float = 0.0) -> Iterator[ScriptedServer]:
-    """A server answering ``script(n)`` to the n-th request, optionally ``delay`` s slow to send the body."""
+def serve(script: Callable[[int], Answer], delay: float = 0.0, tls: Any = None) -> Iterator[ScriptedServer]:
+    """A server answering ``script(n)`` to the n-th request, optionally ``delay`` s slow to send the body;
+    with ``tls`` (a trustme certificate), over HTTPS."""
     server = ScriptedServer(script, delay)
+    if tls is not None:
+        import ssl
+
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.configure_cert(context)
+        server.httpd.socket = context.wrap_socket(server.httpd.socket, server_side=True)
     server.thread.start()
     try:
         yield server

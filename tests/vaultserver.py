@@ -236,13 +236,20 @@ class FakeVault:
 
 
 @contextmanager
-def vault_server(state: VaultState | None = None) -> Iterator[FakeVault]:
+def vault_server(state: VaultState | None = None, tls: Any = None) -> Iterator[FakeVault]:
+    """Serve ``state``; with ``tls`` (a trustme certificate), over HTTPS."""
     state = state or VaultState()
     server = _Server(state)
+    if tls is not None:
+        import ssl
+
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.configure_cert(context)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield FakeVault(state, f"http://127.0.0.1:{server.server_address[1]}")
+        yield FakeVault(state, f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}")
     finally:
         server.shutdown()
         server.server_close()

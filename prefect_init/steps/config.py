@@ -15,6 +15,7 @@
         schema: /etc/prefect-init/config.schema.json    # JSON Schema
         mode: "0644"
         follow_redirects: false                         # to another host; same-host redirects are followed
+        ca_cert: /etc/ssl/config-ca.pem                 # or insecure: true
 
 The body streams into a temporary file beside ``dest`` while it is hashed and counted; it is parsed and checked
 there, and only then renamed over ``dest``. Any failure leaves ``dest`` byte-for-byte as it was. An identical
@@ -28,7 +29,7 @@ import email.utils
 import hashlib
 import time
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, Literal
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -58,6 +59,8 @@ class ConfigSpec(StrictModel):
     schema_: str | None = Field(default=None, alias="schema")
     mode: Mode = 0o644
     follow_redirects: bool = False
+    ca_cert: str | None = None
+    insecure: bool = False
 
 
 class Step(StepBase):
@@ -98,7 +101,8 @@ def _fetch_http(spec: ConfigSpec, headers: dict[str, str], sink: _Sink, ctx: Run
     url = httpx.URL(spec.url)
     origin_host = url.host
     timeout = max(0.1, min(spec.request_timeout, ctx.remaining()))
-    with httpx.Client(follow_redirects=False, timeout=timeout) as client:
+    verify: Any = str(ctx.resolve(spec.ca_cert)) if spec.ca_cert else not spec.insecure
+    with httpx.Client(follow_redirects=False, timeout=timeout, verify=verify) as client:
         for _ in range(MAX_REDIRECTS + 1):
             sent = headers if url.host == origin_host else {}  # spec headers go to the original host only
             try:
@@ -127,6 +131,9 @@ def _fetch_http(spec: ConfigSpec, headers: dict[str, str], sink: _Sink, ctx: Run
                 raise RetryableError(f"{where}: timed out after {timeout:.1f}s") from None
             except httpx.TransportError as exc:
                 text = str(exc) or type(exc).__name__
+                if "CERTIFICATE_VERIFY_FAILED" in text:
+                    raise StepFailed(f"{where}: TLS failed, the server's certificate is not trusted "
+                                     "(set ca_cert: to its CA)") from None
                 reason = "connection refused" if "refused" in text.lower() else text.splitlines()[0][:200]
                 raise RetryableError(f"{where}: {reason}") from None
     raise StepFailed(f"{where}: more than {MAX_REDIRECTS} redirects")

@@ -140,6 +140,8 @@ def vault_error(exc: Exception, what: str) -> StepError:
     import hvac.exceptions as hx
     import requests
 
+    if isinstance(exc, requests.exceptions.SSLError):
+        return StepFailed(f"{what}: TLS failed, the server's certificate is not trusted (set ca_cert: to its CA)")
     if isinstance(exc, requests.exceptions.Timeout):
         return RetryableError(f"{what}: timed out")
     if isinstance(exc, requests.exceptions.ConnectionError):

@@ -214,3 +214,17 @@ def test_unknown_format_is_final(tmp_path: Path) -> None:
         result = run_cli("run", str(_spec(tmp_path, {"url": server.url("/config"), "dest": "app.conf"})))
     assert result.code == 1
     assert "cannot tell the format" in _step(tmp_path)["error"]
+
+
+def test_https_with_ca_cert_and_untrusted_is_final(tmp_path: Path, tls_ca: Any) -> None:
+    _, pem, cert = tls_ca
+    with serve(lambda n: (200, GOOD_YAML, {}), tls=cert) as server:
+        trusted = run_cli("run", str(_spec(tmp_path, {"url": server.url("/c.yaml"), "dest": "a.yaml",
+                                                      "ca_cert": str(pem)})))
+        assert trusted.code == 0, trusted.output
+        untrusted = run_cli("run", str(_spec(tmp_path, {"url": server.url("/c.yaml"), "dest": "b.yaml"}, retries=3)))
+    assert untrusted.code == 1
+    error = _step(tmp_path)["error"]
+    assert error.endswith("TLS failed, the server's certificate is not trusted (set ca_cert: to its CA)"), error
+    assert _step(tmp_path)["attempts"] == 1
+    assert not (tmp_path / "b.yaml").exists()

@@ -245,3 +245,39 @@ def test_bad_vault_specs(tmp_path: Path, vault_spec: dict[str, Any], message: st
     result = run_cli("check", str(_spec(tmp_path, vault_spec)))
     assert result.code == 2
     assert message in result.stderr, result.stderr
+
+
+def test_tls_with_ca_cert(tmp_path: Path, tls_ca: Any) -> None:
+    _, pem, cert = tls_ca
+    state = VaultState()
+    state.tokens[ROOT_TOKEN] = ["secret/"]
+    state.put_kv2("secret/tls", {"k": "over-tls"})
+    (tmp_path / "token").write_text(ROOT_TOKEN)
+    with vault_server(state, tls=cert) as server:
+        secrets = [{"path": "secret/data/tls", "dest": "tls.json"}]
+        base = {"address": server.address, "auth": {"token_file": str(tmp_path / "token")}, "secrets": secrets}
+        code, error, _ = _run(tmp_path, {**base, "ca_cert": str(pem)})
+        assert code == 0, error
+        assert json.loads((tmp_path / "tls.json").read_text()) == {"k": "over-tls"}
+        code, error, _ = _run(tmp_path, base, retries=0)
+    assert code == 1
+    assert error == ("vault read secret/data/tls: TLS failed, the server's certificate is not trusted "
+                     "(set ca_cert: to its CA)")
+
+
+def test_the_stand_in_health_endpoint_follows_vaults_documented_codes(vault: FakeVault) -> None:
+    """sys/health: 200 active, 429 standby (200 with standbyok), 503 sealed, 501 uninitialized, overridable."""
+    import httpx
+
+    def health(query: str = "") -> int:
+        return httpx.get(f"{vault.address}/v1/sys/health{query}").status_code
+
+    assert health() == 200 and health("?activecode=204") == 204
+    vault.state.standby = True
+    assert health() == 429 and health("?standbyok=true") == 200 and health("?standbycode=472") == 472
+    vault.state.sealed = True
+    assert health() == 503 and health("?sealedcode=200") == 200
+    vault.state.initialized = False
+    assert health() == 501
+    body = httpx.get(f"{vault.address}/v1/sys/health").json()
+    assert {"initialized", "sealed", "standby", "version", "cluster_name"} <= set(body)

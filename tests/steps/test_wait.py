@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.helpers import CLI, clean_env, run_cli
-from tests.httpservers import at, black_hole, scripted
+from tests.httpservers import at, black_hole, scripted, sequence, serve
 from tests.pg import PASSWORD
 
 
@@ -209,3 +209,16 @@ def test_bad_targets_are_spec_errors(tmp_path: Path, target: str, message: str) 
     result = run_cli("check", str(_spec(tmp_path, _targets(target))))
     assert result.code == 2
     assert message in result.stderr, result.stderr
+
+
+def test_https_target_with_ca_cert_insecure_and_untrusted(tmp_path: Path, tls_ca: Any) -> None:
+    _, pem, cert = tls_ca
+    with sequence((200, b"ok", {})) as plain, serve(lambda n: (200, b"ok", {}), tls=cert) as server:
+        assert server.url().startswith("https://") and plain.url().startswith("http://")
+        trusted = run_cli("run", str(_spec(tmp_path, _targets(f"- http: {server.url()}", f"  ca_cert: {pem}"))))
+        assert trusted.code == 0, trusted.output
+        insecure = run_cli("run", str(_spec(tmp_path, _targets(f"- http: {server.url()}", "  insecure: true"))))
+        assert insecure.code == 0, insecure.output
+        untrusted = run_cli("run", str(_spec(tmp_path, _targets(f"- http: {server.url()}"), timeout="1s")))
+    assert untrusted.code == 1
+    assert "CERTIFICATE_VERIFY_FAILED" in _step(tmp_path)["error"] or "certificate" in _step(tmp_path)["error"]
