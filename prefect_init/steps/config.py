@@ -40,7 +40,7 @@ from ..context import RunContext
 from ..documents import check_document, guess_format, load_schema, parse_file
 from ..durations import Duration
 from ..errors import RetryableError, StepFailed
-from ..redaction import redact
+from ..redaction import redact, register_secret
 from ..spec import FromFile, Mode, Size, StepBase, StrictModel
 from ..values import resolve_value
 
@@ -162,6 +162,8 @@ def run(step: Step, ctx: RunContext) -> str:
     where = f"config {redact(spec.url)}"
     dest = ctx.resolve(spec.dest)
     headers = {key: resolve_value(value, ctx, f"header {key}") for key, value in spec.headers.items()}
+    for value in headers.values():  # inline values too: they usually come from ${TOKEN}
+        register_secret(value)
     schema = load_schema(ctx.resolve(spec.schema_)) if spec.schema_ else None
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)

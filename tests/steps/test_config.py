@@ -200,6 +200,29 @@ def test_header_from_file_is_sent_and_masked(tmp_path: Path) -> None:
     assert "header-canary-9911" not in result.output + (tmp_path / "status.json").read_text()
 
 
+def test_inline_header_values_are_registered_as_secrets(tmp_path: Path) -> None:
+    """A header written inline (usually from ${TOKEN}) is masked from then on, like one read from a file."""
+    import threading
+    import time as clock
+
+    from prefect_init.context import RunContext
+    from prefect_init.errors import StepError
+    from prefect_init.redaction import MASK, redact
+    from prefect_init.reporter import PlainReporter
+    from prefect_init.steps import config
+
+    canary = "inline-header-canary-8080"
+    assert redact(canary) == canary
+    with sequence((500, b"down", {})) as server:
+        step = config.Step.model_validate({"name": "c", "config": {"url": server.url("/c.yaml"), "dest": "a.yaml",
+                                                                     "headers": {"X-Token": canary}}})
+        ctx = RunContext("c", clock.monotonic() + 5, 5, threading.Event(), PlainReporter().logger_for("c"), tmp_path)
+        with pytest.raises(StepError):
+            config.run(step, ctx)
+    assert server.requests[0][1]["X-Token"] == canary
+    assert redact(f"sent {canary}") == f"sent {MASK}"
+
+
 def test_file_url(tmp_path: Path) -> None:
     source = tmp_path / "source.json"
     source.write_text('{"a": {"b": 1}}')
