@@ -175,3 +175,34 @@ def test_spec_from_standard_input(prefect_server: PrefectServer, tmp_path: Path)
     assert proc.returncode == 0, proc.stderr
     assert _flow_run(prefect_server, name)["state_type"] == "COMPLETED"
     assert "from-stdin" in proc.stderr
+
+
+def test_sigterm_in_prefect_mode_fails_the_run_and_writes_the_status(
+        prefect_server: PrefectServer, tmp_path: Path) -> None:
+    import signal
+
+    name = f"term-{uuid.uuid4().hex[:8]}"
+    flag = tmp_path / "started"
+    spec = write_spec(tmp_path, f"""
+        version: 1
+        name: {name}
+        status_file: status.json
+        steps:
+          - name: long
+            kill_grace: 1s
+            command: [sh, -c, "touch {flag}; exec sleep 60"]
+          - name: later
+            command: [echo, later]
+    """)
+    proc = subprocess.Popen([*CLI, "run", str(spec), "--require-api"], env=prefect_server.client_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not flag.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1, stderr
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert [s["status"] for s in status["steps"]] == ["failed", "skipped"]
+    assert "SIGTERM" in status["steps"][0]["error"]
+    assert _flow_run(prefect_server, name)["state_type"] == "FAILED"
