@@ -40,7 +40,3 @@ def expand(text: str, env: Mapping[str, str]) -> str:
 
     return _TOKEN.sub(replace, text)
 
-
-def referenced_variables(text: str) -> list[str]:
-    """The variable names ``text`` refers to (for telling which values came from the environment)."""
-    return [m.group(1) for m in _TOKEN.finditer(text) if m.group(1)]

@@ -54,11 +54,6 @@ class Redactor:
         text = _URL_PASSWORD.sub(lambda m: f"{m['pre']}{MASK}{m['post']}", text)
         return _KV_PASSWORD.sub(lambda m: f"{m['pre']}{MASK}", text)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._values.clear()
-            self._pattern = None
-
 
 REDACTOR = Redactor()
 

@@ -101,7 +101,6 @@ class StepBase(StrictModel):
     """What every step has. A kind subclasses this and adds one field named after the kind."""
 
     kind: ClassVar[str]
-    secret_fields: ClassVar[tuple[str, ...]] = ()
 
     name: Name
     after: list[Name] | None = None
