@@ -37,8 +37,9 @@ def measure(argv: Sequence[str], env: dict[str, str] | None = None, cwd: str | N
     return wall, rss_kb / 1024
 
 
-def median_of(argv: Sequence[str], runs: int, env: dict[str, str] | None = None) -> tuple[float, float]:
-    samples = [measure(argv, env) for _ in range(runs)]
+def median_of(argv: Sequence[str], runs: int, env: dict[str, str] | None = None,
+              cwd: str | None = None) -> tuple[float, float]:
+    samples = [measure(argv, env, cwd) for _ in range(runs)]
     return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
 
 

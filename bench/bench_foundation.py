@@ -98,11 +98,11 @@ def main() -> None:
     local_env = base_env(PREFECT_HOME=str(work / "home-local"))
 
     print(f"## Local mode, one-step spec (median of {args.runs} runs)\n")
-    py_wall, py_rss = median_of([PYTHON, "-c", "pass"], args.runs, local_env)
-    pi_wall, pi_rss = median_of([cli, "run", str(work / "one.yaml")], args.runs, local_env)
+    py_wall, py_rss = median_of([PYTHON, "-c", "pass"], args.runs, local_env, cwd=str(work))
+    pi_wall, pi_rss = median_of([cli, "run", str(work / "one.yaml")], args.runs, local_env, cwd=str(work))
     eph_env = base_env(PREFECT_HOME=str(work / "home-ephemeral"), PREFECT_SERVER_ANALYTICS_ENABLED="false")
     plain_runs = max(3, args.runs // 2)
-    pf_wall, pf_rss = median_of([PYTHON, str(work / "plain_one.py")], plain_runs, eph_env)
+    pf_wall, pf_rss = median_of([PYTHON, str(work / "plain_one.py")], plain_runs, eph_env, cwd=str(work))
     rows = [
         ("`python -c pass`", f"{py_wall:.3f}", f"{py_rss:.0f}", "-"),
         ("prefect-init run (local mode)", f"{pi_wall:.3f}", f"{pi_rss:.0f}", f"{pi_wall / pf_wall:.3f}x"),
