@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from .errors import SpecError
+from .outcome import one_line
 from .spec import Spec, load_spec
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -25,14 +26,6 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 def _err(message: str) -> None:
     sys.stderr.write(message.rstrip("\n") + "\n")
     sys.stderr.flush()
-
-
-def one_line(text: str, limit: int = 300) -> str:
-    """A multi-line reason folded onto one line (``a:`` + ``b`` -> ``a: b``, else ``a | b``), cut at ``limit``."""
-    out = ""
-    for line in (ln.strip() for ln in text.splitlines() if ln.strip()):
-        out += line if not out else (" " if out.endswith(":") else " | ") + line
-    return out if len(out) <= limit else out[: limit - 3] + "..."
 
 
 def _load(path: str) -> Spec:

@@ -12,14 +12,37 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from pydantic import Field
 
 from .errors import StepFailed
+from .spec import StrictModel
 
 VERSIONED = re.compile(r"^V(?P<version>\d+(?:[._]\d+)*)__(?P<description>.+)\.sql$")
 REPEATABLE = re.compile(r"^R__(?P<description>.+)\.sql$")
 NO_TRANSACTION = "-- prefect-init: no-transaction"
 
 Version = tuple[int, ...]
+
+_IDENT = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+
+
+class HistoryTable(StrictModel):
+    """Where the history lives: the ``table`` (and ``schema``) shared by the migrate step and the wait target."""
+
+    table: str = Field(default="prefect_init_schema_history", pattern=_IDENT)
+    schema_: str | None = Field(default=None, alias="schema", pattern=_IDENT)
+
+    def identifier(self) -> Any:
+        """The table as a psycopg SQL identifier, schema-qualified when a schema is given."""
+        from psycopg import sql
+
+        return sql.Identifier(self.schema_, self.table) if self.schema_ else sql.Identifier(self.table)
+
+    def lock_key(self) -> str:
+        """The text whose hash keys the advisory lock replicas serialize on."""
+        return f"prefect-init:{self.schema_ or ''}.{self.table}"
 
 
 def parse_version(text: str) -> Version:

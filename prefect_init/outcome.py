@@ -18,6 +18,14 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def one_line(text: str, limit: int = 300) -> str:
+    """A multi-line reason folded onto one line (``a:`` + ``b`` -> ``a: b``, else ``a | b``), cut at ``limit``."""
+    out = ""
+    for line in (ln.strip() for ln in text.splitlines() if ln.strip()):
+        out += line if not out else (" " if out.endswith(":") else " | ") + line
+    return out if len(out) <= limit else out[: limit - 3] + "..."
+
+
 @dataclass
 class StepOutcome:
     name: str

@@ -13,7 +13,7 @@ from prefect import task
 
 from prefect_init.errors import StepFailed
 from prefect_init.steps.targets import TargetBase, dns, file, http, postgres, redis, tcp
-from prefect_init.steps.wait import wait_for_target
+from prefect_init.steps.wait import not_ready, wait_for_target
 from prefect_init.tasks._common import TASK_OPTIONS, task_context
 
 
@@ -21,8 +21,7 @@ def _wait(target: TargetBase, timeout: float, max_interval: float = 0.25) -> str
     ctx = task_context(f"wait-{target.key}", timeout)
     result = wait_for_target(target, ctx, max_interval=max_interval)
     if not result.ready:
-        raise StepFailed(ctx.safe(f"{target.label()}: {result.last_error} "
-                                  f"({result.attempts} attempts over {result.elapsed:.1f} s)"))
+        raise StepFailed(ctx.safe(not_ready(target, result)))
     return f"{ctx.safe(target.label())} ready after {result.elapsed:.2f}s"
 
 

@@ -40,22 +40,18 @@ from pydantic import Field, model_validator
 
 from ..context import RunContext
 from ..errors import RetryableError, StepCancelled, StepFailed, StepTimeout
-from ..migrations import Applied, Migration, load_dir, parse_version, plan_migrations, version_text
+from ..migrations import Applied, HistoryTable, Migration, load_dir, parse_version, plan_migrations, version_text
 from ..redaction import redact
-from ..spec import Argv, FromFile, StepBase, StrictModel
-
-_IDENT = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+from ..spec import Argv, FromFile, StepBase
 
 
-class MigrateSpec(StrictModel):
+class MigrateSpec(HistoryTable):
     database: str
     dir: str | None = None
     command: Argv | None = None
     version: str | None = None
     cwd: str | None = None
     env: dict[str, str | FromFile] = Field(default_factory=dict)
-    table: str = Field(default="prefect_init_schema_history", pattern=_IDENT)
-    schema_: str | None = Field(default=None, alias="schema", pattern=_IDENT)
     target: str | None = Field(default=None, pattern=r"^\d+([._]\d+)*$")
     out_of_order: bool = False
     allow_changed: bool = False
@@ -77,14 +73,6 @@ class Step(StepBase):
     def describe(self) -> str:
         m = self.migrate
         return f"migrate: {m.dir}" if m.dir else f"migrate: {shlex.join(m.command or [])} (version {m.version})"
-
-
-def history_sql(spec: MigrateSpec) -> tuple[Any, Any]:
-    """(the qualified table, the advisory lock key text)."""
-    from psycopg import sql
-
-    table = sql.Identifier(spec.schema_, spec.table) if spec.schema_ else sql.Identifier(spec.table)
-    return table, f"prefect-init:{spec.schema_ or ''}.{spec.table}"
 
 
 class _Watchdog:
@@ -250,7 +238,7 @@ def _pending(conn: Any, spec: MigrateSpec, table: Any, ctx: RunContext) -> list[
 
 
 def _migrate(conn: Any, spec: MigrateSpec, ctx: RunContext) -> str:
-    table, key = history_sql(spec)
+    table, key = spec.identifier(), spec.lock_key()
     if spec.command is None and not conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()[0]:
         # Another replica is migrating: wait with the other waiters on a shared lock, then check in parallel.
         _lock(conn, key, ctx, shared=True)

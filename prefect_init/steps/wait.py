@@ -94,6 +94,12 @@ def wait_for_target(target: TargetBase, ctx: RunContext, *, interval: float = 0.
     return result
 
 
+def not_ready(target: TargetBase, result: PollResult) -> str:
+    """``postgresql://app:****@db:5432/app: connection refused (41 attempts over 60.0 s)``"""
+    return f"{target.label()}: {result.last_error or 'not checked'} ({result.attempts} attempts over " \
+           f"{result.elapsed:.1f} s)"
+
+
 def run(step: Step, ctx: RunContext) -> str:
     targets: list[TargetBase] = list(step.wait)
     with ThreadPoolExecutor(max_workers=len(targets), thread_name_prefix=f"{step.name}-wait") as pool:
@@ -104,7 +110,6 @@ def run(step: Step, ctx: RunContext) -> str:
         raise StepCancelled(f"step {step.name!r} stopped: the run was terminated (SIGTERM)")
     missing = [(t, r) for t, r in zip(targets, results, strict=True) if not r.ready]
     if missing:
-        lines = [f"{t.label()}: {r.last_error or 'not checked'} ({r.attempts} attempts over {r.elapsed:.1f} s)"
-                 for t, r in missing]
+        lines = [not_ready(t, r) for t, r in missing]
         raise StepFailed(f"{len(missing)} of {len(targets)} targets not ready:\n" + "\n".join(lines))
     return f"{len(targets)} targets ready"

@@ -6,27 +6,19 @@ has version N, or (for numbered versions) a higher one.
 
 from __future__ import annotations
 
-from pydantic import Field
-
 from ...context import RunContext
+from ...migrations import HistoryTable, parse_version
 from ...polling import NotReady
 from ...redaction import redact
-from ...spec import StrictModel
 from . import Checker, SimpleChecker, TargetBase
 
-_IDENT = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 
-
-class MigrationsRef(StrictModel):
+class MigrationsRef(HistoryTable):
     database: str
     version: str
-    table: str = Field(default="prefect_init_schema_history", pattern=_IDENT)
-    schema_: str | None = Field(default=None, alias="schema", pattern=_IDENT)
 
 
 def _numeric(text: str) -> tuple[int, ...] | None:
-    from ...migrations import parse_version
-
     try:
         return parse_version(text)
     except ValueError:
@@ -50,7 +42,7 @@ class Target(TargetBase):
 
             from .postgres import pg_reason
 
-            table = sql.Identifier(ref.schema_, ref.table) if ref.schema_ else sql.Identifier(ref.table)
+            table = ref.identifier()
             try:
                 with psycopg.connect(ref.database, connect_timeout=max(2, round(timeout)), autocommit=True) as conn:
                     rows = conn.execute(sql.SQL("SELECT version FROM {} WHERE success AND version IS NOT NULL")
