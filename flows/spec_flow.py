@@ -139,8 +139,11 @@ def _flow_run_name() -> str:
 
 @flow(name="prefect-init", flow_run_name=_flow_run_name, persist_result=False, log_prints=False,
       validate_parameters=True)
-def run_spec(spec_path: str, only: list[str] | None = None, status_file: str | None = None) -> Any:
+def run_spec(spec_path: str, only: list[str] | None = None, status_file: str | None = None,
+             base_dir: str | None = None) -> Any:
     """Run the prefect-init spec at ``spec_path`` (a path inside the image or a mounted ConfigMap).
+
+    Relative paths in the spec resolve against ``base_dir``, by default the spec file's directory.
 
     Every step is a task run named after the step; a markdown artifact ``prefect-init-<name>`` tables the
     outcome; the flow run fails when a step fails.
@@ -149,7 +152,7 @@ def run_spec(spec_path: str, only: list[str] | None = None, status_file: str | N
     install_sigterm(CANCEL)
     logger = get_run_logger()
     try:
-        spec = load_spec(spec_path)
+        spec = load_spec(spec_path, base_dir=base_dir)
     except SpecError as exc:
         for problem in exc.problems:
             logger.error(str(problem))

@@ -6,6 +6,7 @@ import os
 import tempfile
 from contextlib import ExitStack
 
+from .outcome import one_line
 from .redaction import redact
 from .spec import Spec
 
@@ -14,25 +15,29 @@ def run_in_prefect(spec: Spec, only: list[str] | None, status_file: str | None) 
     """Run the flow; (succeeded, reason). A failure of Prefect itself is a one-line reason, not a traceback.
 
     The flow takes the spec's path (never its expanded values). A spec read from standard input is handed over
-    as a private temporary file, since standard input cannot be read twice.
+    as a private temporary file, since standard input cannot be read twice, with its base directory (the
+    current one), so relative paths mean the same as in local mode.
     """
     with ExitStack() as stack:
-        path = spec.file
+        path, base_dir = spec.file, None
         if path == "-":
+            base_dir = str(spec.base_dir)
             handle = stack.enter_context(tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="prefect-init-"))
             os.chmod(handle.name, 0o600)
             handle.write(spec.text)
             handle.flush()
             path = handle.name
-        return _run_flow(path, only, status_file)
+        return _run_flow(path, only, status_file, base_dir)
 
 
-def _run_flow(spec_path: str, only: list[str] | None, status_file: str | None) -> tuple[bool, str]:
+def _run_flow(spec_path: str, only: list[str] | None, status_file: str | None,
+              base_dir: str | None) -> tuple[bool, str]:
     try:
         from prefect_init.flows.spec_flow import run_spec
 
-        state = run_spec(spec_path=spec_path, only=only, status_file=status_file, return_state=True)
+        state = run_spec(spec_path=spec_path, only=only, status_file=status_file, base_dir=base_dir,
+                         return_state=True)
     except Exception as exc:  # a broken Prefect setting, the API going away mid-run, ...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return False, redact(f"Prefect failed: {type(exc).__name__}: {first} (check PREFECT_* settings and the API)")
+        return False, redact(f"Prefect failed: {type(exc).__name__}: {one_line(str(exc), 200)} "
+                             "(check PREFECT_* settings and the API)")
     return state.is_completed(), state.message or state.name

@@ -201,8 +201,11 @@ def _validate_step(raw: Any, index: int, source: SourceMap) -> tuple[StepBase | 
         return None, _pydantic_problems(exc, path, source)
 
 
-def parse_spec(text: str, file: str, env: Mapping[str, str] | None = None) -> Spec:
-    """Validate spec text; raise :class:`SpecError` with every problem found."""
+def parse_spec(text: str, file: str, env: Mapping[str, str] | None = None, base_dir: str | None = None) -> Spec:
+    """Validate spec text; raise :class:`SpecError` with every problem found.
+
+    Relative paths resolve against ``base_dir``, by default the spec file's directory (the current one for
+    ``-``, standard input)."""
     from .plan import plan_problems  # the plan checks order, names and cycles
 
     data, source, problems = load_yaml(text, file, os.environ if env is None else env)
@@ -228,13 +231,16 @@ def parse_spec(text: str, file: str, env: Mapping[str, str] | None = None) -> Sp
         problems += plan_problems(steps, source)
     if problems:
         raise SpecError(problems)
-    base = Path(file).resolve().parent if file not in ("-", "<string>") else Path.cwd()
+    if base_dir is not None:
+        base = Path(base_dir).resolve()
+    else:
+        base = Path(file).resolve().parent if file not in ("-", "<string>") else Path.cwd()
     return Spec(file=file, name=header.name, text=text, defaults=header.defaults, status_file=header.status_file,
                 steps=steps, base_dir=base)
 
 
-def load_spec(path: str, env: Mapping[str, str] | None = None) -> Spec:
-    """Read and validate the spec at ``path`` (``-`` reads standard input)."""
+def load_spec(path: str, env: Mapping[str, str] | None = None, base_dir: str | None = None) -> Spec:
+    """Read and validate the spec at ``path`` (``-`` reads standard input); see :func:`parse_spec`."""
     import sys
 
     try:
@@ -242,4 +248,4 @@ def load_spec(path: str, env: Mapping[str, str] | None = None) -> Spec:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
         raise SpecError([SpecProblem(path, None, "", f"cannot read the spec: {reason}")]) from None
-    return parse_spec(text, path, env)
+    return parse_spec(text, path, env, base_dir)

@@ -169,12 +169,15 @@ def test_vault_canaries_never_reach_prefect(prefect_server: PrefectServer, tmp_p
 
 def test_spec_from_standard_input(prefect_server: PrefectServer, tmp_path: Path) -> None:
     name = f"stdin-{uuid.uuid4().hex[:8]}"
-    text = f"version: 1\nname: {name}\nsteps:\n  - name: hello\n    command: [echo, from-stdin]\n"
+    text = (f"version: 1\nname: {name}\nsteps:\n  - name: hello\n    command: [echo, from-stdin]\n"
+            f"  - name: made\n    files: {{dirs: [{{path: {name}-dir}}]}}\n")
     proc = subprocess.run([*CLI, "run", "-", "--require-api"], input=text, capture_output=True, text=True,
-                          env=prefect_server.client_env(), timeout=120)
+                          env=prefect_server.client_env(), timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert _flow_run(prefect_server, name)["state_type"] == "COMPLETED"
     assert "from-stdin" in proc.stderr
+    # relative paths mean what they mean in local mode: the current directory, not the temporary file's
+    assert (tmp_path / f"{name}-dir").is_dir()
 
 
 def test_sigterm_in_prefect_mode_fails_the_run_and_writes_the_status(
