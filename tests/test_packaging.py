@@ -1,0 +1,131 @@
+"""Test what users install: the wheel, built and installed regularly (not -e), by the Dockerfile's own commands.
+
+A hand-kept package list once shipped a wheel without ``prefect_init.steps.targets``: every ``wait`` step crashed
+in any image while the editable-install suite stayed green. No Docker daemon runs here, so this test runs the
+install commands of ``deployments/Dockerfile`` itself, in a fresh virtual environment.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from prefect_init.render.dockerfile import BUILD_WHEEL, INSTALL_WHEEL
+from tests.helpers import clean_env, write_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+
+EVERY_KIND = """
+version: 1
+name: every-kind
+steps:
+  - name: wait
+    wait:
+      - tcp: 127.0.0.1:5432
+  - name: secrets
+    vault:
+      address: http://127.0.0.1:8200
+      auth: {token_file: /vault/token}
+      secrets:
+        - {path: secret/data/app, dest: /secrets/app.json}
+  - name: config
+    config: {url: "http://127.0.0.1:8000/app.yaml", dest: /config/app.yaml}
+  - name: validate
+    validate: {file: /config/app.yaml, required: [a]}
+  - name: migrate
+    migrate: {database: "postgresql://app@127.0.0.1/app", dir: /migrations}
+  - name: files
+    files:
+      dirs: [{path: /data, mode: "0755"}]
+  - name: git
+    git: {repo: "https://example.invalid/x.git", ref: main, dest: /repo}
+  - name: command
+    command: [echo, hi]
+"""
+
+RUN = """
+version: 1
+name: installed
+steps:
+  - name: wait
+    wait:
+      - tcp: 127.0.0.1:{port}
+    timeout: 20s
+  - name: files
+    files:
+      dirs: [{{path: out/data, mode: "0750"}}]
+      files: [{{path: out/data/ready, content: "ok\\n"}}]
+  - name: command
+    command: [sh, -c, "cat data/ready"]
+    cwd: out
+"""
+
+
+def sources(destination: Path) -> Path:
+    """The checkout as git sees it (tracked and untracked files, not ignored ones): no stale build/ output."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, destination / name)
+    return destination
+
+
+def shell(command: str, cwd: Path, venv: Path | None = None) -> None:
+    env = dict(os.environ)
+    bin_dir = venv / "bin" if venv else Path(sys.executable).parent  # that environment's pip comes first
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+    result = subprocess.run(["sh", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, f"{command}: {result.stdout[-2000:]}{result.stderr[-3000:]}"
+
+
+def test_the_wheel_holds_every_module_and_runs_when_installed(tmp_path: Path) -> None:
+    src = sources(tmp_path / "src")
+    wheels = tmp_path / "wheels"
+    shell(BUILD_WHEEL.format(wheels=wheels), cwd=src)
+    wheel, = wheels.glob("prefect_init-*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    expected = {f"prefect_init/{p.relative_to(ROOT / 'prefect_init').as_posix()}"
+                for p in (ROOT / "prefect_init").rglob("*.py")}
+    for folder in ("tasks", "flows"):
+        expected |= {f"prefect_init/{folder}/{p.relative_to(ROOT / folder).as_posix()}"
+                     for p in (ROOT / folder).rglob("*.py")}
+    assert "prefect_init/steps/targets/tcp.py" in expected  # the module the hand-kept list once lost
+    assert expected - shipped == set(), "modules missing from the wheel"
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    shell(INSTALL_WHEEL.format(wheels=wheels), cwd=tmp_path, venv=venv)
+    cli = venv / "bin" / "prefect-init"
+    outside = tmp_path / "elsewhere"  # not the checkout: nothing can be imported from the source tree
+    outside.mkdir()
+
+    check = subprocess.run([str(cli), "check", str(write_spec(outside, EVERY_KIND, "every.yaml"))],
+                           cwd=outside, env=clean_env(), capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0, check.stdout + check.stderr
+    for kind in ("wait", "vault", "config", "validate", "migrate", "files", "git", "command"):
+        assert f"  {kind}" in check.stdout
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    try:
+        spec = write_spec(outside, RUN.format(port=listener.getsockname()[1]), "run.yaml")
+        run = subprocess.run([str(cli), "run", str(spec)], cwd=outside, env=clean_env(), capture_output=True,
+                             text=True, timeout=120)
+    finally:
+        listener.close()
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Traceback" not in run.stderr
+    assert "[command] ok" in run.stderr
+    assert (outside / "out" / "data" / "ready").read_text() == "ok\n"
+    # and it really ran the installed copy, not the checkout
+    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import prefect_init.steps.targets.tcp as m; "
+                            "print(m.__file__)"], cwd=outside, capture_output=True, text=True, check=True).stdout
+    assert str(venv) in where and str(ROOT) not in where
