@@ -28,9 +28,9 @@ def _err(message: str) -> None:
     sys.stderr.flush()
 
 
-def _load(path: str) -> Spec:
+def _load(path: str, defer_unset: bool = False) -> Spec:
     try:
-        return load_spec(path)
+        return load_spec(path, defer_unset=defer_unset)
     except SpecError as exc:
         for problem in exc.problems:
             _err(str(problem))
@@ -119,6 +119,57 @@ def _run_local(loaded: Spec, only: list[str] | None, status_path: Path | None) -
         reporter.close()
     publish(outcome, status_path)
     return outcome.status == SUCCEEDED, outcome.reason()
+
+
+@app.command()
+def render(
+    kind: Annotated[str, typer.Argument(help="init-container | job | cronjob | work-pool")],
+    spec: Annotated[str, typer.Argument(help="The spec file ('-' for standard input).")],
+    image: Annotated[str, typer.Option(help="The prefect-init image (deployments/Dockerfile).")],
+    namespace: Annotated[str | None, typer.Option(help="metadata.namespace of every document.")] = None,
+    service_account: Annotated[str | None, typer.Option(help="The pods' ServiceAccount (Vault's Kubernetes auth).")
+                               ] = None,
+    api_url: Annotated[str | None, typer.Option(help="PREFECT_API_URL of the pods (else they run locally).")] = None,
+    app_image: Annotated[str | None, typer.Option(help="init-container: the app container's image.")] = None,
+    hook: Annotated[str | None, typer.Option(help="job: make it a 'helm' (pre-install,pre-upgrade) or 'argo' "
+                                             "(PreSync) hook.")] = None,
+    schedule: Annotated[str | None, typer.Option(help="cronjob (required): a cron expression.")] = None,
+    timezone: Annotated[str | None, typer.Option(help="cronjob: the schedule's time zone (e.g. Europe/Berlin).")
+                        ] = None,
+) -> None:
+    """Print the Kubernetes YAML that runs SPEC (or, for work-pool, a Prefect work pool's base job template).
+
+    The stream starts with the ConfigMap <name>-init-spec holding the spec as written; ${VAR} references are
+    resolved in the pod, so a variable not set here is no error.
+    """
+    from .render import KINDS, RenderOptions
+    from .render import render as render_kind
+    from .render.pod import path_warnings
+
+    problems = []
+    if kind not in KINDS:
+        problems.append(f"render: unknown kind {kind!r} (kinds: {', '.join(KINDS)})")
+    if kind == "cronjob" and not schedule:
+        problems.append("render cronjob: --schedule is required (a cron expression, e.g. '0 3 * * *')")
+    for flag, value, kinds in (("--schedule", schedule, ("cronjob",)), ("--timezone", timezone, ("cronjob",)),
+                               ("--hook", hook, ("job",)), ("--app-image", app_image, ("init-container",))):
+        if value is not None and kind in KINDS and kind not in kinds:
+            problems.append(f"render {kind}: {flag} is for {' and '.join(kinds)} only")
+    if hook is not None and hook not in ("helm", "argo"):
+        problems.append(f"render: --hook is 'helm' or 'argo', not {hook!r}")
+    if schedule is not None and len(schedule.split()) != 5:
+        problems.append(f"render: --schedule {schedule!r}: expected five cron fields, like '*/15 * * * *'")
+    if problems:
+        for problem in problems:
+            _err(problem)
+        raise typer.Exit(EXIT_USAGE)
+    loaded = _load(spec, defer_unset=True)
+    for warning in path_warnings(loaded):
+        _err(f"warning: {warning}")
+    options = RenderOptions(image=image, namespace=namespace, service_account=service_account, api_url=api_url,
+                            hook=hook, schedule=schedule, timezone=timezone,  # type: ignore[arg-type]
+                            **({"app_image": app_image} if app_image else {}))
+    sys.stdout.write(render_kind(kind, loaded, options))
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from .durations import Duration
 from .errors import SpecError, SpecProblem
 from .registry import KINDS, kind_module
-from .yamlsource import SourceMap, load_yaml
+from .yamlsource import SourceMap, format_path, load_yaml
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -143,6 +143,11 @@ class Spec:
     status_file: str | None
     steps: list[StepBase]
     base_dir: Path = field(default_factory=Path.cwd)
+    data: Any = None
+    """The spec as plain data, variables expanded (for ``render``, which reads paths from it)."""
+    deferred: tuple[str, ...] = ()
+    """Paths (``steps[1].vault.address``) whose variables are not set here: only from :func:`parse_spec` with
+    ``defer_unset``, for ``render`` and ``deploy``; such a spec is never run (its steps may be stand-ins)."""
 
     def step(self, name: str) -> StepBase:
         return next(s for s in self.steps if s.name == name)
@@ -179,6 +184,23 @@ def _pydantic_problems(exc: ValidationError, prefix: tuple[str | int, ...], sour
     return problems
 
 
+def _under(problem: SpecProblem, deferred: set[str]) -> bool:
+    """Is ``problem`` about a value (or a part of one) whose variable is resolved later?"""
+    return any(problem.path == d or problem.path.startswith((d + ".", d + "[")) for d in deferred)
+
+
+def _stand_in(raw: dict[str, Any], kind: str) -> StepBase | None:
+    """A step whose only problems are values resolved later: its common fields checked, its kind's part kept
+    as written. Enough for the plan and the policies; never run."""
+    common = {key: raw[key] for key in StepBase.model_fields if key in raw}
+    try:
+        base = StepBase.model_validate(common)
+    except ValidationError:
+        return None
+    model: type[StepBase] = kind_module(kind).Step
+    return model.model_construct(**base.model_dump(exclude_unset=True), **{kind: raw[kind]})
+
+
 def _validate_step(raw: Any, index: int, source: SourceMap) -> tuple[StepBase | None, list[SpecProblem]]:
     path: tuple[str | int, ...] = ("steps", index)
     if not isinstance(raw, dict):
@@ -201,14 +223,18 @@ def _validate_step(raw: Any, index: int, source: SourceMap) -> tuple[StepBase | 
         return None, _pydantic_problems(exc, path, source)
 
 
-def parse_spec(text: str, file: str, env: Mapping[str, str] | None = None, base_dir: str | None = None) -> Spec:
+def parse_spec(text: str, file: str, env: Mapping[str, str] | None = None, base_dir: str | None = None,
+               defer_unset: bool = False) -> Spec:
     """Validate spec text; raise :class:`SpecError` with every problem found.
 
     Relative paths resolve against ``base_dir``, by default the spec file's directory (the current one for
-    ``-``, standard input)."""
+    ``-``, standard input). With ``defer_unset``, a variable that is not set here is no error, and neither is
+    any problem of the value that names it: it is resolved where the spec runs (``render``, ``deploy``)."""
     from .plan import plan_problems  # the plan checks order, names and cycles
 
-    data, source, problems = load_yaml(text, file, os.environ if env is None else env)
+    deferred_paths: set[tuple[str | int, ...]] | None = set() if defer_unset else None
+    data, source, problems = load_yaml(text, file, os.environ if env is None else env, deferred_paths)
+    deferred = {format_path(p) for p in deferred_paths or ()}
     if data is None:
         raise SpecError(problems)
     if not isinstance(data, dict):
@@ -224,6 +250,10 @@ def parse_spec(text: str, file: str, env: Mapping[str, str] | None = None, base_
     steps: list[StepBase] = []
     for i, raw in enumerate(header.steps):
         step, step_problems = _validate_step(raw, i, source)
+        if deferred and step_problems:
+            step_problems = [p for p in step_problems if not _under(p, deferred)]
+            if step is None and not step_problems:
+                step = _stand_in(raw, next(key for key in raw if key in KINDS))
         problems += step_problems
         if step is not None:
             steps.append(step)
@@ -236,10 +266,11 @@ def parse_spec(text: str, file: str, env: Mapping[str, str] | None = None, base_
     else:
         base = Path(file).resolve().parent if file not in ("-", "<string>") else Path.cwd()
     return Spec(file=file, name=header.name, text=text, defaults=header.defaults, status_file=header.status_file,
-                steps=steps, base_dir=base)
+                steps=steps, base_dir=base, data=data, deferred=tuple(sorted(deferred)))
 
 
-def load_spec(path: str, env: Mapping[str, str] | None = None, base_dir: str | None = None) -> Spec:
+def load_spec(path: str, env: Mapping[str, str] | None = None, base_dir: str | None = None,
+              defer_unset: bool = False) -> Spec:
     """Read and validate the spec at ``path`` (``-`` reads standard input); see :func:`parse_spec`."""
     import sys
 
@@ -248,4 +279,4 @@ def load_spec(path: str, env: Mapping[str, str] | None = None, base_dir: str | N
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
         raise SpecError([SpecProblem(path, None, "", f"cannot read the spec: {reason}")]) from None
-    return parse_spec(text, path, env, base_dir)
+    return parse_spec(text, path, env, base_dir, defer_unset)

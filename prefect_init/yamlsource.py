@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from .errors import SpecProblem
-from .interpolate import expand
+from .interpolate import UnsetVariable, expand
 
 Path_ = tuple[str | int, ...]
 
@@ -49,8 +49,14 @@ class SourceMap:
         return SpecProblem(self.file, self.line_of(path), format_path(path), message)
 
 
-def load_yaml(text: str, file: str, env: Mapping[str, str]) -> tuple[Any, SourceMap, list[SpecProblem]]:
-    """Parse ``text``; return (data, source map, problems). Data is None when the YAML itself is broken."""
+def load_yaml(text: str, file: str, env: Mapping[str, str],
+              deferred: set[Path_] | None = None) -> tuple[Any, SourceMap, list[SpecProblem]]:
+    """Parse ``text``; return (data, source map, problems). Data is None when the YAML itself is broken.
+
+    With ``deferred`` (a set to fill), a value naming a variable that is not set here is kept as written and its
+    path added to the set instead of being a problem: for ``render`` and ``deploy``, where variables are
+    resolved later, in the pod.
+    """
     source = SourceMap(file)
     problems: list[SpecProblem] = []
     try:
@@ -90,6 +96,12 @@ def load_yaml(text: str, file: str, env: Mapping[str, str]) -> tuple[Any, Source
         if isinstance(value, str):
             try:
                 return expand(value, env)
+            except UnsetVariable as exc:
+                if deferred is None:
+                    problems.append(source.problem(path, str(exc)))
+                else:
+                    deferred.add(path)
+                return value
             except ValueError as exc:
                 problems.append(source.problem(path, str(exc)))
                 return value

@@ -1,0 +1,24 @@
+"""What ``prefect-init render`` is told on its command line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+KINDS = ("init-container", "job", "cronjob", "work-pool")
+Hook = Literal["helm", "argo"]
+
+APP_IMAGE_PLACEHOLDER = "registry.example.invalid/your-app:replace-me"
+"""The app container's image when ``--app-image`` is not given: a name that cannot pull, so it is replaced."""
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    image: str
+    namespace: str | None = None
+    service_account: str | None = None
+    api_url: str | None = None
+    app_image: str = APP_IMAGE_PLACEHOLDER
+    hook: Hook | None = None
+    schedule: str | None = None
+    timezone: str | None = None

@@ -1,0 +1,199 @@
+"""The parts every rendered pod shares: the spec's ConfigMap, volumes, security contexts, the prefect-init
+container. Plain dicts, ready for ``yaml.safe_dump``; nothing here imports prefect."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from typing import Any
+
+from ..spec import Spec
+from .options import RenderOptions
+
+UID = 10001
+"""The image's non-root user (``deployments/Dockerfile``)."""
+SPEC_DIR = "/etc/prefect-init"
+SPEC_KEY = "init.yaml"
+SPEC_PATH = f"{SPEC_DIR}/{SPEC_KEY}"
+SECRETS_DIR = "/secrets"
+STATUS_DIR = "/status"
+CONTAINER = "prefect-init"
+API_KEY_SECRET = {"name": "prefect-api-key", "key": "key"}
+"""Where ``PREFECT_API_KEY`` comes from: ``kubectl create secret generic prefect-api-key --from-literal=key=...``."""
+
+Doc = dict[str, Any]
+
+
+def labels(spec: Spec, component: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": spec.name, "app.kubernetes.io/component": component,
+            "app.kubernetes.io/managed-by": "prefect-init"}
+
+
+def metadata(name: str, spec: Spec, component: str, options: RenderOptions,
+             annotations: dict[str, str] | None = None) -> Doc:
+    meta: Doc = {"name": name}
+    if options.namespace:
+        meta["namespace"] = options.namespace
+    meta["labels"] = labels(spec, component)
+    if annotations:
+        meta["annotations"] = annotations
+    return meta
+
+
+def config_map_name(spec: Spec, options: RenderOptions) -> str:
+    """``<name>-init-spec``; a hook's own copy is ``<name>-init-spec-hook``: Helm creates hook resources apart
+    from the release's, and the same name in both (a chart with the Deployment and its pre-upgrade Job) fails
+    the install with "already exists"."""
+    return f"{spec.name}-init-spec" + ("-hook" if options.hook else "")
+
+
+def config_map(spec: Spec, options: RenderOptions, annotations: dict[str, str] | None = None) -> Doc:
+    """The spec as written (variables unexpanded: they resolve in the pod), key ``init.yaml``."""
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": metadata(config_map_name(spec, options), spec, "init-spec", options, annotations),
+            "data": {SPEC_KEY: spec.text}}
+
+
+def pod_security_context() -> Doc:
+    return {"runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID,
+            "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def container_security_context() -> Doc:
+    return {"runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def resources() -> Doc:
+    """Prefect mode imports prefect (~250 MB resident); local mode needs a fraction of that."""
+    return {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
+
+
+def _written(spec: Spec) -> list[tuple[str, bool]]:
+    """(path, is a directory) of everything the spec writes, from the spec's data."""
+    out: list[tuple[str, bool]] = []
+
+    def walk(node: Any, under_git: bool) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "dest" and isinstance(value, str):
+                    out.append((value, under_git))
+                walk(value, under_git or key == "git")
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, under_git)
+
+    for step in (spec.data or {}).get("steps", []):
+        if not isinstance(step, dict):
+            continue
+        walk(step, False)
+        files = step.get("files")
+        if isinstance(files, dict):
+            for group, is_dir in (("dirs", True), ("files", False)):
+                out += [(e["path"], is_dir) for e in files.get(group) or [] if isinstance(e, dict)
+                        and isinstance(e.get("path"), str)]
+    return out
+
+
+def _vault_dests(spec: Spec) -> list[str]:
+    return [s["dest"] for step in (spec.data or {}).get("steps", []) if isinstance(step, dict)
+            for s in (step.get("vault") or {}).get("secrets", []) if isinstance(s, dict) and "dest" in s]
+
+
+def status_file(spec: Spec) -> tuple[str, bool]:
+    """The status file's path in the pod, and whether ``--status-file`` must say it (the spec has none)."""
+    if spec.status_file and posixpath.isabs(spec.status_file):
+        return spec.status_file, False
+    return f"{STATUS_DIR}/result.json", True
+
+
+def volume_dirs(spec: Spec) -> tuple[list[str], list[str]]:
+    """(directories to mount as emptyDirs, those of them on ``medium: Memory``), and a warning per path that
+    cannot work in the pod (relative: under the read-only ConfigMap; or directly under ``/``)."""
+    wanted = {SECRETS_DIR, posixpath.dirname(status_file(spec)[0])}
+    for path, is_dir in _written(spec):
+        if posixpath.isabs(path):
+            directory = posixpath.normpath(path if is_dir else posixpath.dirname(path))
+            if directory != "/":
+                wanted.add(directory)
+    ordered = sorted(wanted)
+    mounts = [d for d in ordered if not any(d.startswith(o + "/") for o in ordered if o != d)]
+    secret_paths = [SECRETS_DIR, *(d for d in _vault_dests(spec) if posixpath.isabs(d))]
+    memory = [m for m in mounts if any(p == m or p.startswith(m + "/") for p in secret_paths)]
+    return mounts, memory
+
+
+def path_warnings(spec: Spec) -> list[str]:
+    out = []
+    for path, is_dir in _written(spec):
+        if not posixpath.isabs(path):
+            out.append(f"{path}: a relative path resolves under {SPEC_DIR}, the read-only ConfigMap; "
+                       "use an absolute path")
+        elif posixpath.dirname(posixpath.normpath(path)) == "/" and not is_dir:
+            out.append(f"{path}: a file directly under / cannot be on a volume; put it in a directory")
+    return out
+
+
+def volume_name(directory: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", directory.lower()).strip("-")[:63] or "root"
+
+
+def volumes(spec: Spec, options: RenderOptions) -> list[Doc]:
+    mounts, memory = volume_dirs(spec)
+    out: list[Doc] = [{"name": "init-spec", "configMap": {"name": config_map_name(spec, options)}},
+                      {"name": "tmp", "emptyDir": {}}]
+    for directory in mounts:
+        out.append({"name": volume_name(directory),
+                    "emptyDir": {"medium": "Memory"} if directory in memory else {}})
+    return out
+
+
+def volume_mounts(spec: Spec, for_app: bool = False) -> list[Doc]:
+    """The init container's mounts; the app container gets the same data volumes (secrets read-only)."""
+    mounts, memory = volume_dirs(spec)
+    out: list[Doc] = [] if for_app else [{"name": "init-spec", "mountPath": SPEC_DIR, "readOnly": True},
+                                         {"name": "tmp", "mountPath": "/tmp"}]
+    for directory in mounts:
+        mount: Doc = {"name": volume_name(directory), "mountPath": directory}
+        if for_app and (directory in memory or directory == posixpath.dirname(status_file(spec)[0])):
+            mount["readOnly"] = True
+        out.append(mount)
+    return out
+
+
+def downward_env() -> list[Doc]:
+    """The pod's identity (Downward API): names the Prefect flow run after the pod."""
+    return [{"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+            for name, path in (("POD_NAME", "metadata.name"), ("POD_NAMESPACE", "metadata.namespace"),
+                               ("NODE_NAME", "spec.nodeName"))]
+
+
+def api_env(options: RenderOptions) -> list[Doc]:
+    """``PREFECT_API_URL`` only when asked for (else the run is local); the key from a Secret, optional, so a
+    self-hosted server without keys works too."""
+    if not options.api_url:
+        return []
+    return [{"name": "PREFECT_API_URL", "value": options.api_url},
+            {"name": "PREFECT_API_KEY", "valueFrom": {"secretKeyRef": {**API_KEY_SECRET, "optional": True}}}]
+
+
+def init_container(spec: Spec, options: RenderOptions) -> Doc:
+    path, needs_flag = status_file(spec)
+    args = ["run", SPEC_PATH] + (["--status-file", path] if needs_flag else [])
+    return {"name": CONTAINER, "image": options.image, "args": args,
+            "env": [*downward_env(), *api_env(options)],
+            "volumeMounts": volume_mounts(spec), "resources": resources(),
+            "securityContext": container_security_context(),
+            "terminationMessagePolicy": "FallbackToLogsOnError"}
+
+
+def pod_spec(spec: Spec, options: RenderOptions, restart_policy: str | None = None) -> Doc:
+    out: Doc = {}
+    if options.service_account:
+        out["serviceAccountName"] = options.service_account
+    if restart_policy:
+        out["restartPolicy"] = restart_policy
+    out["securityContext"] = pod_security_context()
+    out["volumes"] = volumes(spec, options)
+    return out
