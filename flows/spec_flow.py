@@ -1,8 +1,9 @@
 """The Prefect flow that runs a spec: one task run per step, named after the step.
 
 Used by ``prefect-init run`` when the Prefect API answers, and as the entrypoint of deployments
-(``prefect_init.flows.spec_flow:run_spec``). The flow's only parameters are the spec's path, ``--only`` and the
-status file: no value read from the environment (a DSN, a token) is ever a Prefect parameter.
+(``prefect_init.flows.spec_flow:run_spec``). Its parameters are the spec's path or, for a deployment, the spec's
+text as written (``${VAR}`` unexpanded: resolved where the run executes), ``--only`` and the status file: no value
+read from the environment (a DSN, a token) is ever a Prefect parameter.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from prefect.states import Failed
 
 from prefect_init.context import RunContext
 from prefect_init.engine import install_sigterm, retry_delays, run_attempt, run_spec_with
-from prefect_init.errors import RetryableError, SpecError, StepError, StepTimeout
+from prefect_init.errors import RetryableError, SpecError, SpecProblem, StepError, StepTimeout
 from prefect_init.outcome import FAILED, SUCCEEDED, StepOutcome, publish
 from prefect_init.redaction import install_logging_filter, redact
-from prefect_init.spec import Policy, Spec, StepBase, load_spec
+from prefect_init.spec import Policy, Spec, StepBase, load_spec, parse_spec
 from prefect_init.tasks._common import TASK_OPTIONS, RedactingLogger
 
 CANCEL = threading.Event()
@@ -127,23 +128,41 @@ class _FlowReporter:
         return self.logger
 
 
+SPEC_TEXT_FILE = "<deployment spec_text>"
+"""How errors name a spec given as text (a deployment's parameter)."""
+
+
 def _flow_run_name() -> str:
     """The spec's ``name`` (read cheaply; the flow validates the spec properly)."""
     try:
-        with open(flow_run.parameters["spec_path"], encoding="utf-8") as handle:
-            name = yaml.safe_load(handle).get("name")
+        text = flow_run.parameters.get("spec_text")
+        if text is None:
+            with open(flow_run.parameters["spec_path"], encoding="utf-8") as handle:
+                text = handle.read()
+        name = yaml.safe_load(text).get("name")
         return str(name) if name else "prefect-init"
     except Exception:
         return "prefect-init"
 
 
+def _load(spec_path: str | None, spec_text: str | None, base_dir: str | None) -> Spec:
+    if (spec_path is None) == (spec_text is None):
+        raise SpecError([SpecProblem("prefect-init", None, "", "give exactly one of spec_path and spec_text")])
+    if spec_text is not None:
+        return parse_spec(spec_text, SPEC_TEXT_FILE, base_dir=base_dir)
+    assert spec_path is not None
+    return load_spec(spec_path, base_dir=base_dir)
+
+
 @flow(name="prefect-init", flow_run_name=_flow_run_name, persist_result=False, log_prints=False,
       validate_parameters=True)
-def run_spec(spec_path: str, only: list[str] | None = None, status_file: str | None = None,
-             base_dir: str | None = None) -> Any:
-    """Run the prefect-init spec at ``spec_path`` (a path inside the image or a mounted ConfigMap).
+def run_spec(spec_path: str | None = None, only: list[str] | None = None, status_file: str | None = None,
+             base_dir: str | None = None, spec_text: str | None = None) -> Any:
+    """Run a prefect-init spec: the file at ``spec_path`` (a path inside the image or a mounted ConfigMap), or
+    ``spec_text``, the spec as written (what ``prefect-init deploy`` stores in a deployment).
 
-    Relative paths in the spec resolve against ``base_dir``, by default the spec file's directory.
+    Relative paths in the spec resolve against ``base_dir``, by default the spec file's directory (the working
+    directory for ``spec_text``).
 
     Every step is a task run named after the step; a markdown artifact ``prefect-init-<name>`` tables the
     outcome; the flow run fails when a step fails.
@@ -152,7 +171,7 @@ def run_spec(spec_path: str, only: list[str] | None = None, status_file: str | N
     install_sigterm(CANCEL)
     logger = get_run_logger()
     try:
-        spec = load_spec(spec_path, base_dir=base_dir)
+        spec = _load(spec_path, spec_text, base_dir)
     except SpecError as exc:
         for problem in exc.problems:
             logger.error(str(problem))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -170,6 +170,102 @@ def render(
                             hook=hook, schedule=schedule, timezone=timezone,  # type: ignore[arg-type]
                             **({"app_image": app_image} if app_image else {}))
     sys.stdout.write(render_kind(kind, loaded, options))
+
+
+def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not key.replace("_", "a").isalnum() or key[0].isdigit():
+            _err(f"{flag} {item!r}: expected KEY=VALUE with KEY a variable name")
+            raise typer.Exit(EXIT_USAGE)
+        out[key] = value
+    return out
+
+
+def _command_error(exc: Exception) -> NoReturn:
+    from .api import CommandError
+
+    if isinstance(exc, CommandError):
+        _err(f"prefect-init: {exc}")
+        raise typer.Exit(exc.code)
+    raise exc
+
+
+@app.command()
+def deploy(
+    spec: Annotated[str, typer.Argument(help="The spec file ('-' for standard input).")],
+    pool: Annotated[str, typer.Option(help="The Prefect work pool whose workers run the spec.")],
+    name: Annotated[str | None, typer.Option(help="The deployment's name (default: the spec's name).")] = None,
+    cron: Annotated[list[str] | None, typer.Option(help="A cron schedule (repeatable); replaces the schedules.")
+                    ] = None,
+    timezone: Annotated[str | None, typer.Option(help="The schedules' time zone (default UTC).")] = None,
+    image: Annotated[str | None, typer.Option(help="kubernetes pool: the prefect-init image.")] = None,
+    namespace: Annotated[str | None, typer.Option(help="kubernetes pool: the Jobs' namespace.")] = None,
+    service_account: Annotated[str | None, typer.Option(help="kubernetes pool: the Jobs' ServiceAccount.")] = None,
+    env: Annotated[list[str] | None, typer.Option(help="KEY=VALUE in the run's environment (repeatable).")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="A tag of the deployment (repeatable).")] = None,
+    base_dir: Annotated[str | None, typer.Option(help="Where the spec's relative paths resolve, in the run.")
+                        ] = None,
+    create_pool: Annotated[str | None, typer.Option(help="Create a missing pool: 'process' or 'kubernetes'.")
+                           ] = None,
+) -> None:
+    """Register SPEC (its text, unexpanded) as the deployment prefect-init/NAME of the spec flow."""
+    from .deploy import DeployRequest
+    from .deploy import deploy as deploy_spec
+
+    if create_pool not in (None, "process", "kubernetes"):
+        _err(f"--create-pool is 'process' or 'kubernetes', not {create_pool!r}")
+        raise typer.Exit(EXIT_USAGE)
+    variables = _pairs(env, "--env")
+    loaded = _load(spec, defer_unset=True)
+    request = DeployRequest(spec=loaded, pool=pool, name=name, crons=list(cron or []), timezone=timezone,
+                            image=image, namespace=namespace, service_account=service_account, env=variables,
+                            tags=list(tag or []), base_dir=base_dir, create_pool=create_pool)
+    try:
+        deployed = deploy_spec(request)
+    except SpecError as exc:
+        for problem in exc.problems:
+            _err(str(problem))
+        raise typer.Exit(EXIT_USAGE) from None
+    except Exception as exc:
+        _command_error(exc)
+    if deployed.created_pool:
+        typer.echo(f"created work pool {pool!r} ({create_pool})")
+    typer.echo(f"deployment {deployed.name}: {deployed.url}")
+    typer.echo(f"schedules: {', '.join(deployed.schedules) if deployed.schedules else 'none'}")
+
+
+@app.command()
+def trigger(
+    target: Annotated[str, typer.Argument(help="A deployment (prefect-init/myapp), a spec name or a spec file.")],
+    env: Annotated[list[str] | None, typer.Option(help="KEY=VALUE for this run only (repeatable).")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="A tag of this flow run (repeatable).")] = None,
+    timeout: Annotated[str | None, typer.Option(help="Cancel the run and exit 1 after this long (e.g. 10m).")
+                       ] = None,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the run's end (default).")] = True,
+) -> None:
+    """Run a deployment and wait: one line per state change, and the failed steps if it fails."""
+    from .durations import parse_duration
+    from .trigger import trigger as trigger_run
+
+    seconds = None
+    if timeout is not None:
+        try:
+            seconds = parse_duration(timeout)
+        except ValueError as exc:
+            _err(f"--timeout {timeout!r}: {exc}")
+            raise typer.Exit(EXIT_USAGE) from None
+    variables = _pairs(env, "--env")
+    try:
+        code = trigger_run(target, variables, list(tag or []), seconds, wait, typer.echo)
+    except SpecError as exc:
+        for problem in exc.problems:
+            _err(str(problem))
+        raise typer.Exit(EXIT_USAGE) from None
+    except Exception as exc:
+        _command_error(exc)
+    raise typer.Exit(code)
 
 
 def main() -> None:

@@ -44,7 +44,7 @@ class PrefectServer:
         response.raise_for_status()
         return response.json()
 
-    def get(self, path: str) -> list[dict[str, Any]]:
+    def get(self, path: str) -> Any:
         response = httpx.get(f"{self.api_url}{path}", timeout=30)
         response.raise_for_status()
         return response.json()
@@ -152,3 +152,42 @@ def tls_ca(tmp_path_factory: pytest.TempPathFactory) -> Any:
     pem = tmp_path_factory.mktemp("tls") / "ca.pem"
     ca.cert_pem.write_to_path(str(pem))
     return ca, pem, ca.issue_cert("127.0.0.1")
+
+
+@dataclass
+class ProcessPool:
+    """A real `process` work pool on the test server, with a real `prefect worker start` polling it."""
+
+    name: str
+    server: PrefectServer
+    log: Path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return self.server.client_env(**extra)
+
+
+@pytest.fixture(scope="session")
+def process_pool(prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessPool]:
+    import os
+    import signal
+
+    from prefect.workers.process import ProcessWorker
+
+    name = "tests-local"
+    prefect_server.post("/work_pools/", {"name": name, "type": "process",
+                                         "base_job_template": ProcessWorker.get_default_base_job_template()})
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    env = prefect_server.client_env(PREFECT_WORKER_QUERY_SECONDS="1", PREFECT_WORKER_PREFETCH_SECONDS="5")
+    prefect = Path(sys.executable).with_name("prefect")
+    with log.open("w") as out:
+        proc = subprocess.Popen([str(prefect), "worker", "start", "--pool", name, "--type", "process"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield ProcessPool(name, prefect_server, log)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

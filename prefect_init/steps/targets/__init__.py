@@ -24,6 +24,7 @@ TARGETS: dict[str, str] = {
     "dns": "prefect_init.steps.targets.dns",
     "file": "prefect_init.steps.targets.file",
     "migrations": "prefect_init.steps.targets.migrations",
+    "prefect_run": "prefect_init.steps.targets.prefect_run",
 }
 
 
