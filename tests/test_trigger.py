@@ -110,7 +110,8 @@ def test_unknown_deployment_and_unreachable_api_are_exit_2(process_pool: Process
         "prefect-init: no deployment 'prefect-init/nope' (create it with `prefect-init deploy SPEC --pool POOL`)"]
     url = f"http://127.0.0.1:{free_port()}/api"
     result = run_cli("trigger", "nope", env=clean_env(PREFECT_API_URL=url))
-    assert result.code == 2 and result.stderr.splitlines() == [f"prefect-init: the Prefect API at {url} does not answer"]
+    assert result.code == 2
+    assert result.stderr.splitlines() == [f"prefect-init: the Prefect API at {url} does not answer"]
     result = run_cli("trigger", "nope", "--timeout", "soon", env=process_pool.env())
     assert result.code == 2 and "--timeout 'soon'" in result.stderr and "Traceback" not in result.stderr
 
