@@ -16,18 +16,20 @@ from pathlib import Path
 PROBE_TIMEOUT = 1.5
 
 
-def configured_api_url() -> str | None:
-    url = os.environ.get("PREFECT_API_URL")
-    if url:
-        return url
+def profile_setting(name: str) -> str | None:
+    """A setting of the active Prefect profile (``PREFECT_PROFILE`` or ``active`` in ``profiles.toml``)."""
     home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
     try:
         profiles = tomllib.loads((home / "profiles.toml").read_text())
     except (OSError, tomllib.TOMLDecodeError):
         return None
     active = os.environ.get("PREFECT_PROFILE") or profiles.get("active")
-    value = profiles.get("profiles", {}).get(active, {}).get("PREFECT_API_URL") if active else None
+    value = profiles.get("profiles", {}).get(active, {}).get(name) if active else None
     return str(value) if value else None
+
+
+def configured_api_url() -> str | None:
+    return os.environ.get("PREFECT_API_URL") or profile_setting("PREFECT_API_URL")
 
 
 def api_answers(url: str, timeout: float = PROBE_TIMEOUT) -> bool:
