@@ -9,13 +9,16 @@ from __future__ import annotations
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from .errors import SpecError
 from .outcome import one_line
 from .spec import Spec, load_spec
+
+if TYPE_CHECKING:
+    from .observe.observer import Observer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Kubernetes init pipelines as one declarative, observable, retrying Prefect flow.")
@@ -57,7 +60,8 @@ def check(spec: Annotated[str, typer.Argument(help="The spec file ('-' for stand
     typer.echo("\n".join(out))
 
 
-def _mode(require_api: bool) -> str:
+def _api(require_api: bool) -> str | None:
+    """The Prefect API URL to mirror the run into, or None for a local run."""
     from .apimode import api_answers, configured_api_url
 
     url = configured_api_url()
@@ -65,14 +69,14 @@ def _mode(require_api: bool) -> str:
         if require_api:
             _err("--require-api: no Prefect API configured (set PREFECT_API_URL)")
             raise typer.Exit(EXIT_FAILED)
-        return "local"
+        return None
     if api_answers(url):
-        return "prefect"
+        return url
     if require_api:
         _err(f"--require-api: the Prefect API at {url} does not answer")
         raise typer.Exit(EXIT_FAILED)
     _err(f"warning: the Prefect API at {url} does not answer; running locally (logs go to stderr only)")
-    return "local"
+    return None
 
 
 @app.command()
@@ -80,10 +84,11 @@ def run(
     spec: Annotated[str, typer.Argument(help="The spec file ('-' for standard input).")],
     only: Annotated[list[str] | None, typer.Option("--only", help="Run only this step (repeatable).")] = None,
     status_file: Annotated[str | None, typer.Option(help="Write the outcome here (overrides the spec).")] = None,
-    require_api: Annotated[bool, typer.Option(help="Fail (exit 1) rather than run locally without the API.")] = False,
+    require_api: Annotated[bool, typer.Option(help="Fail (exit 1) rather than run without the Prefect API.")
+                           ] = False,
     local: Annotated[bool, typer.Option("--local", help="Run locally even if a Prefect API is configured.")] = False,
 ) -> None:
-    """Run SPEC: as a Prefect flow when the Prefect API answers, else locally with the same semantics."""
+    """Run SPEC, mirrored into Prefect as a flow run when the Prefect API answers; the steps' outcome decides."""
     loaded = _load(spec)
     names = {s.name for s in loaded.steps}
     unknown = [n for n in only or [] if n not in names]
@@ -93,31 +98,50 @@ def run(
     # --status-file is relative to the shell's directory; the spec's status_file to the spec's directory.
     status_path = Path(status_file).absolute() if status_file else (
         loaded.resolve(loaded.status_file) if loaded.status_file else None)
-    mode = "local" if local else _mode(require_api)
-    if mode == "prefect":
-        from .prefect_mode import run_in_prefect
+    url = None if local else _api(require_api)
+    observer = None
+    if url is not None:
+        from .prefect_mode import start_observer
 
-        ok, reason = run_in_prefect(loaded, only, str(status_path) if status_path else None)
-    else:
-        ok, reason = _run_local(loaded, only, status_path)
+        observer, why = start_observer(loaded, url, only, status_path, _err)
+        if observer is None:
+            if require_api:
+                _err(f"--require-api: {why}")
+                raise typer.Exit(EXIT_FAILED)
+            _err(f"warning: {why}; running locally (logs go to stderr only)")
+    ok, reason = _run(loaded, only, status_path, observer)
     if not ok:  # one closing line; the full reason (a command's last output) is in the log above
         _err(f"prefect-init: {loaded.name}: {one_line(reason or 'failed')}")
     raise typer.Exit(EXIT_OK if ok else EXIT_FAILED)
 
 
-def _run_local(loaded: Spec, only: list[str] | None, status_path: Path | None) -> tuple[bool, str]:
-    from .engine import LocalExecutor, install_sigterm, run_spec_with
+def _run(loaded: Spec, only: list[str] | None, status_path: Path | None, observer: Observer | None
+         ) -> tuple[bool, str]:
+    """Run the steps (the same way in both modes); with an observer, mirror them into Prefect."""
+    from .engine import LocalExecutor, Reporter, install_sigterm, run_spec_with
     from .outcome import SUCCEEDED, publish
     from .reporter import LiveReporter, PlainReporter
 
     cancel = threading.Event()
     install_sigterm(cancel)
-    reporter = LiveReporter([s.name for s in loaded.steps]) if sys.stderr.isatty() else PlainReporter()
+    local = LiveReporter([s.name for s in loaded.steps]) if sys.stderr.isatty() else PlainReporter()
+    reporter: Reporter = local
+    if observer is not None:
+        from .observe.reporter import ObservingReporter
+
+        reporter = ObservingReporter(local, observer, loaded)
     try:
         outcome = run_spec_with(loaded, LocalExecutor(loaded, reporter, cancel), reporter, cancel, only)
     finally:
-        reporter.close()
+        local.close()
     publish(outcome, status_path)
+    if observer is not None:
+        from .prefect_mode import CLOSE_BUDGET, CLOSE_BUDGET_TERMINATED
+
+        observer.finish(outcome)
+        warning = observer.close(CLOSE_BUDGET_TERMINATED if cancel.is_set() else CLOSE_BUDGET)
+        if warning:
+            _err(warning)
     return outcome.status == SUCCEEDED, outcome.reason()
 
 

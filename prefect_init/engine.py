@@ -2,8 +2,9 @@
 
 The scheduler starts each step as soon as everything it needs has succeeded, runs independent steps at the
 same time, and marks the dependents of a failed step ``skipped`` (independent branches run on). How one step
-is executed is the executor's business: :class:`LocalExecutor` runs our retry loop in-process; the Prefect
-executor (``prefect_init.flows``) hands each step to a Prefect task so that retries are Prefect states.
+is executed is the executor's business: :class:`LocalExecutor` runs our retry loop in-process, in both modes;
+in Prefect mode an observer (:mod:`prefect_init.observe`) mirrors every start, attempt, retry and outcome into
+the Prefect API as task runs and their states.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class Executor(Protocol):
 
 class Reporter(Protocol):
     def step_started(self, name: str) -> None: ...
+    def attempt_started(self, name: str, attempt: int) -> None: ...
     def step_retrying(self, name: str, attempt: int, delay: float, error: str) -> None: ...
     def step_finished(self, outcome: StepOutcome) -> None: ...
     def logger_for(self, name: str) -> StepLogger: ...
@@ -84,6 +86,7 @@ class LocalExecutor:
         while True:
             attempt += 1
             ctx = RunContext(step.name, deadline, policy.timeout, self.cancel, log, self.spec.base_dir, attempt)
+            self.reporter.attempt_started(step.name, attempt)
             try:
                 run_attempt(step, ctx)
                 return StepOutcome(step.name, step.kind, SUCCEEDED, attempt, time.monotonic() - started)

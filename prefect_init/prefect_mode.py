@@ -1,43 +1,59 @@
-"""``prefect-init run`` against a Prefect API: the spec runs as the ``prefect-init`` flow, in this process."""
+"""``prefect-init run`` with a Prefect API: the run is mirrored into Prefect as a flow run, never held back by it.
+
+The steps run in this process exactly as in local mode (same scheduler, same retry loop); an
+:class:`~prefect_init.observe.observer.Observer` records the flow run, a task run per step with its retries, the
+log lines, the artifact and heartbeat events. prefect itself is not imported: the API is spoken over HTTP.
+"""
 
 from __future__ import annotations
 
 import os
-import tempfile
-from contextlib import ExitStack
+from collections.abc import Callable
+from pathlib import Path
 
-from .outcome import one_line
-from .redaction import redact
+from .observe.observer import Observer
+from .observe.rest import ApiLost, ApiRefused, PrefectRest, auth_headers
+from .plan import build_plan
 from .spec import Spec
 
-
-def run_in_prefect(spec: Spec, only: list[str] | None, status_file: str | None) -> tuple[bool, str]:
-    """Run the flow; (succeeded, reason). A failure of Prefect itself is a one-line reason, not a traceback.
-
-    The flow takes the spec's path (never its expanded values). A spec read from standard input is handed over
-    as a private temporary file, since standard input cannot be read twice, with its base directory (the
-    current one), so relative paths mean the same as in local mode.
-    """
-    with ExitStack() as stack:
-        path, base_dir = spec.file, None
-        if path == "-":
-            base_dir = str(spec.base_dir)
-            handle = stack.enter_context(tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="prefect-init-"))
-            os.chmod(handle.name, 0o600)
-            handle.write(spec.text)
-            handle.flush()
-            path = handle.name
-        return _run_flow(path, only, status_file, base_dir)
+CLOSE_BUDGET = 3.0
+"""At most this long after the last step for the API to take what is still queued."""
+CLOSE_BUDGET_TERMINATED = 1.5
+"""After SIGTERM (the kubelet's grace period is running)."""
 
 
-def _run_flow(spec_path: str, only: list[str] | None, status_file: str | None,
-              base_dir: str | None) -> tuple[bool, str]:
+HEARTBEAT_DEFAULT = 180.0
+
+
+def heartbeat_seconds() -> tuple[float, str | None]:
+    """Prefect's own setting (``PREFECT_FLOWS_HEARTBEAT_FREQUENCY``, default 180 s, at least 30 s), and a warning
+    when it is not a number (a broken setting must not stop a pod: the default is used)."""
+    for name in ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY"):
+        raw = os.environ.get(name)
+        if raw:
+            try:
+                return max(30.0, float(raw)), None
+            except ValueError:
+                return HEARTBEAT_DEFAULT, (f"warning: {name}={raw!r} is not a number of seconds; heartbeats every "
+                                           f"{HEARTBEAT_DEFAULT:g} s")
+    return HEARTBEAT_DEFAULT, None
+
+
+def start_observer(spec: Spec, url: str, only: list[str] | None, status_path: Path | None,
+                   warn: Callable[[str], None]) -> tuple[Observer | None, str]:
+    """An observer whose flow run exists, or (None, why not) when the API refuses or does not answer writes."""
+    rest = PrefectRest(url, auth_headers())
+    beat, warning = heartbeat_seconds()
+    if warning:
+        warn(warning)
+    observer = Observer(rest, spec.name, build_plan(spec.steps).needs, heartbeat_seconds=beat)
+    parameters = {"spec_path": spec.file, "only": only, "status_file": str(status_path) if status_path else None}
     try:
-        from prefect_init.flows.spec_flow import run_spec
-
-        state = run_spec(spec_path=spec_path, only=only, status_file=status_file, base_dir=base_dir,
-                         return_state=True)
-    except Exception as exc:  # a broken Prefect setting, the API going away mid-run, ...
-        return False, redact(f"Prefect failed: {type(exc).__name__}: {one_line(str(exc), 200)} "
-                             "(check PREFECT_* settings and the API)")
-    return state.is_completed(), state.message or state.name
+        observer.start(parameters, tags=["prefect-init", spec.name])
+    except ApiRefused as exc:
+        rest.close()
+        return None, f"the Prefect API at {url} refuses writes ({exc})"
+    except ApiLost as exc:
+        rest.close()
+        return None, f"the Prefect API at {url} does not take writes ({exc})"
+    return observer, ""

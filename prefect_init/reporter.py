@@ -70,6 +70,9 @@ class PlainReporter:
     def step_started(self, name: str) -> None:
         self.emit("INFO", name, "started")
 
+    def attempt_started(self, name: str, attempt: int) -> None:
+        pass
+
     def step_retrying(self, name: str, attempt: int, delay: float, error: str) -> None:
         self.emit("WARN", name, f"attempt {attempt} failed: {error}")
         self.emit("WARN", name, f"retrying in {format_duration(round(delay, 2))}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -14,36 +15,75 @@ from pathlib import Path
 import httpx
 
 
-@contextmanager
-def prefect_server_process(home: Path) -> Iterator[str]:
-    """Start the server with ``home`` as PREFECT_HOME and ``home/prefect.db``; yield the API URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_UI_ENABLED="false",
-               PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{home / 'prefect.db'}")
-    prefect = Path(sys.executable).with_name("prefect")
-    with (home / "server.log").open("w") as log:
-        proc = subprocess.Popen([str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        api = f"http://127.0.0.1:{port}/api"
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if httpx.get(f"{api}/health", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"prefect server did not start: {(home / 'server.log').read_text()[-2000:]}")
-                time.sleep(0.3)
-            yield api
-        finally:
-            os.killpg(proc.pid, 15)
+class ServerProcess:
+    """The server's whole process group: started, stopped, killed, paused (SIGSTOP: a black hole that accepts
+    connections and never answers) and resumed by the tests that need an API to go away."""
+
+    def __init__(self, home: Path, database_url: str | None = None, **settings: str) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.home = home
+        self.api = f"http://127.0.0.1:{self.port}/api"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_UI_ENABLED="false",
+                   PREFECT_API_DATABASE_CONNECTION_URL=database_url or f"sqlite+aiosqlite:///{home / 'prefect.db'}")
+        env.update(settings)
+        self.env = env
+        self.log = home / "server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, wait: float = 120) -> str:
+        prefect = Path(sys.executable).with_name("prefect")
+        with self.log.open("a") as log:
+            self.proc = subprocess.Popen(
+                [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + wait
+        while True:
             try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
-                proc.wait()
+                if httpx.get(f"{self.api}/health", timeout=2).status_code == 200:
+                    return self.api
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"prefect server did not start: {self.log.read_text()[-2000:]}")
+            time.sleep(0.3)
+
+    def signal(self, signum: int) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signum)
+
+    def pause(self) -> None:
+        self.signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGCONT)
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        except ProcessLookupError:
+            pass
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+
+@contextmanager
+def prefect_server_process(home: Path, **settings: str) -> Iterator[str]:
+    """Start the server with ``home`` as PREFECT_HOME and ``home/prefect.db``; yield the API URL."""
+    server = ServerProcess(home, **settings)
+    try:
+        yield server.start()
+    finally:
+        server.stop()

@@ -209,3 +209,36 @@ def test_sigterm_in_prefect_mode_fails_the_run_and_writes_the_status(
     assert [s["status"] for s in status["steps"]] == ["failed", "skipped"]
     assert "SIGTERM" in status["steps"][0]["error"]
     assert _flow_run(prefect_server, name)["state_type"] == "FAILED"
+
+
+def test_the_plan_is_drawn_from_wait_for_inputs(prefect_server: PrefectServer, tmp_path: Path) -> None:
+    """A diamond (a; b and c after a; d after both): each task run records the task runs it waited for."""
+    name = f"diamond-{uuid.uuid4().hex[:8]}"
+    spec = write_spec(tmp_path, f"""
+        version: 1
+        name: {name}
+        steps:
+          - name: a
+            command: [echo, a]
+          - name: b
+            after: [a]
+            command: [echo, b]
+          - name: c
+            after: [a]
+            command: [echo, c]
+          - name: d
+            after: [b, c]
+            command: [echo, d]
+    """)
+    result = run_cli("run", str(spec), "--require-api", env=prefect_server.client_env())
+    assert result.code == 0, result.output
+    tasks = _task_runs(prefect_server, _flow_run(prefect_server, name)["id"])
+
+    def waited_for(step: str) -> set[str]:
+        inputs = tasks[step]["task_inputs"].get("wait_for", [])
+        assert all(i["input_type"] == "task_run" for i in inputs)
+        return {i["id"] for i in inputs}
+
+    assert waited_for("a") == set()
+    assert waited_for("b") == waited_for("c") == {tasks["a"]["id"]}
+    assert waited_for("d") == {tasks["b"]["id"], tasks["c"]["id"]}

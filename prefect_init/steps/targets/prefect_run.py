@@ -10,12 +10,12 @@ HTTP, without importing prefect, so a pod that only waits stays at local-mode co
     - prefect_run:
         deployment: prefect-init/myapp
         tag: release-${APP_VERSION}
-        api_url: http://prefect-server.prefect:4200/api   # default: PREFECT_API_URL (PREFECT_API_KEY if set)
+        api_url: http://prefect-server.prefect:4200/api   # default: PREFECT_API_URL; PREFECT_API_KEY or
+                                                          # PREFECT_API_AUTH_STRING authenticate
 """
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
@@ -24,8 +24,8 @@ from pydantic import Field
 
 from ...apimode import configured_api_url
 from ...context import RunContext
+from ...observe.rest import auth_headers
 from ...polling import NotReady
-from ...redaction import register_secret
 from ...spec import StrictModel
 from . import Checker, TargetBase
 
@@ -55,12 +55,7 @@ class RunChecker:
     def __init__(self, target: PrefectRun) -> None:
         self.target = target
         self.url = (target.api_url or configured_api_url() or "").rstrip("/")
-        headers = {}
-        key = os.environ.get("PREFECT_API_KEY")
-        if key:
-            register_secret(key)
-            headers["Authorization"] = f"Bearer {key}"
-        self.client = httpx.Client(base_url=self.url, headers=headers)
+        self.client = httpx.Client(base_url=self.url, headers=auth_headers())
         self.deployment_id: str | None = None
 
     def _post(self, path: str, body: dict[str, Any], timeout: float) -> Any:
