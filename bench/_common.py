@@ -19,22 +19,29 @@ BIN = Path(PYTHON).parent
 GNU_TIME = "/usr/bin/time"
 
 
-def measure(argv: Sequence[str], env: dict[str, str] | None = None, cwd: str | None = None) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one run of ``argv``.
+def measure_cpu(argv: Sequence[str], env: dict[str, str] | None = None,
+                cwd: str | None = None) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system, the process and its children) and peak RSS (MB) of one run.
 
-    The peak RSS comes from GNU time (a small C program): Linux keeps ru_maxrss across exec, so a child forked
+    CPU and peak RSS come from GNU time (a small C program): Linux keeps ru_maxrss across exec, so a child forked
     straight from this (larger) Python process would report at least this process's size.
     """
     with tempfile.NamedTemporaryFile("r") as report:
-        wrapped = [GNU_TIME, "-f", "%M", "-o", report.name, *argv] if os.path.exists(GNU_TIME) else list(argv)
+        wrapped = [GNU_TIME, "-f", "%U %S %M", "-o", report.name, *argv] if os.path.exists(GNU_TIME) else list(argv)
         started = time.perf_counter()
         proc = subprocess.run(wrapped, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wall = time.perf_counter() - started
         if proc.returncode != 0:
             raise RuntimeError(f"{argv} exited with {proc.returncode}")
         text = report.read().strip().splitlines()
-    rss_kb = float(text[-1]) if text else float("nan")
-    return wall, rss_kb / 1024
+    user, system, rss_kb = (float(x) for x in text[-1].split()) if text else (float("nan"),) * 3
+    return wall, user + system, rss_kb / 1024
+
+
+def measure(argv: Sequence[str], env: dict[str, str] | None = None, cwd: str | None = None) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one run of ``argv`` (see :func:`measure_cpu`)."""
+    wall, _, rss = measure_cpu(argv, env, cwd)
+    return wall, rss
 
 
 def median_of(argv: Sequence[str], runs: int, env: dict[str, str] | None = None,
