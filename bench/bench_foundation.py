@@ -4,16 +4,13 @@
 
 1. Local mode, one-step spec: wall and peak RSS against `python -c pass` and a plain one-task Prefect flow in
    ephemeral mode (no API configured: Prefect starts its temporary server). Targets: <= 0.5 s, <= 80 MB.
-2. Prefect mode, four-step spec, against a plain Prefect flow with four equivalent tasks, both on the same
-   `prefect server start`. Target: no slower than the plain flow (aim 0.8x). The split: imports (measured
-   alone), the steps themselves (their durations from the status file) and the rest (API calls, engine).
+
+Prefect mode against a plain flow is measured by ``bench/bench_prefect_mode.py`` (it uses the specs below).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import sys
 import tempfile
 import textwrap
@@ -21,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import BIN, PYTHON, base_env, measure, median_of, prefect_server, table
+from bench._common import BIN, PYTHON, base_env, median_of, table
 
 ONE_STEP = """
 version: 1
@@ -109,32 +106,6 @@ def main() -> None:
         (f"plain Prefect one-task flow, ephemeral ({plain_runs} runs)", f"{pf_wall:.3f}", f"{pf_rss:.0f}", "1x"),
     ]
     print(table(rows, ("what", "wall s", "peak RSS MB", "vs plain Prefect")))
-
-    print(f"\n## Prefect mode, four-step spec, same `prefect server start` (median of {args.runs} runs)\n")
-    with prefect_server() as url:
-        env = base_env(PREFECT_API_URL=url, PREFECT_HOME=str(work / "home-client"),
-                       PREFECT_SERVER_ANALYTICS_ENABLED="false")
-        measure([PYTHON, str(work / "plain_four.py")], env, cwd=str(work))  # warm the server's caches once
-        ours, plain, steps = [], [], []
-        for _ in range(args.runs):  # interleaved, so both see the same machine load
-            ours.append(measure([cli, "run", str(work / "four.yaml"), "--require-api"], env, cwd=str(work)))
-            status = json.loads((work / "status.json").read_text())
-            steps.append(sum(s["duration_s"] for s in status["steps"]))
-            plain.append(measure([PYTHON, str(work / "plain_four.py")], env, cwd=str(work)))
-        imports = [measure([PYTHON, "-c", "import prefect_init.cli, prefect_init.flows.spec_flow"], env)[0]
-                   for _ in range(args.runs)]
-    our_wall = statistics.median(w for w, _ in ours)
-    plain_wall = statistics.median(w for w, _ in plain)
-    imp, stp = statistics.median(imports), statistics.median(steps)
-    rows = [
-        ("prefect-init run (Prefect mode)", f"{our_wall:.3f}", f"{statistics.median(r for _, r in ours):.0f}",
-         f"{our_wall / plain_wall:.2f}x"),
-        ("plain Prefect flow, four tasks", f"{plain_wall:.3f}", f"{statistics.median(r for _, r in plain):.0f}", "1x"),
-    ]
-    print(table(rows, ("what", "wall s", "peak RSS MB", "ratio")))
-    print(f"\nSplit of prefect-init's {our_wall:.3f} s: imports (interpreter + prefect + prefect_init) {imp:.3f} s, "
-          f"the four steps themselves {stp:.3f} s, the rest (API calls, task engine, artifact) "
-          f"{our_wall - imp - stp:.3f} s.")
 
 
 if __name__ == "__main__":
