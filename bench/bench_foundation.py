@@ -88,9 +88,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-foundation-"))
     (work / "one.yaml").write_text(ONE_STEP)
-    (work / "four.yaml").write_text(FOUR_STEPS)
     (work / "plain_one.py").write_text(textwrap.dedent(PLAIN_ONE))
-    (work / "plain_four.py").write_text(textwrap.dedent(PLAIN_FOUR))
     cli = str(BIN / "prefect-init")
     local_env = base_env(PREFECT_HOME=str(work / "home-local"))
 
