@@ -105,7 +105,8 @@ def run_spec(spec_path: str | None = None, only: list[str] | None = None, status
     outcome = run_spec_with(spec, LocalExecutor(spec, reporter, CANCEL), reporter, CANCEL, only)
     status_path = (spec.resolve(status_file) if status_file else
                    spec.resolve(spec.status_file) if spec.status_file else None)
-    publish(outcome, status_path)
+    for line in publish(outcome, status_path):
+        logger.warning(line)
     observer.finish(outcome)
     warning = observer.close(CLOSE_BUDGET)
     if warning:

@@ -134,7 +134,8 @@ def _run(loaded: Spec, only: list[str] | None, status_path: Path | None, observe
         outcome = run_spec_with(loaded, LocalExecutor(loaded, reporter, cancel), reporter, cancel, only)
     finally:
         local.close()
-    publish(outcome, status_path)
+    for line in publish(outcome, status_path):
+        _err(line)
     if observer is not None:
         from .prefect_mode import CLOSE_BUDGET, CLOSE_BUDGET_TERMINATED
 

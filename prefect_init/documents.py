@@ -38,13 +38,63 @@ def guess_format(*names: str, content_type: str | None = None) -> Format | None:
     return None
 
 
+MAX_DOCUMENT_NODES = 1_000_000
+"""A YAML document may expand (its aliases counted as copies) to at most this many values."""
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def expanded_size(data: Any, limit: int) -> int:
+    """How many values ``data`` holds with every shared (aliased) part counted as often as it appears.
+
+    Linear in the distinct containers (sizes are memoised), so a "billion laughs" document is measured, not
+    walked; raises :class:`_TooLarge` past ``limit`` and for a document that contains itself."""
+    sizes: dict[int, int] = {}
+    in_progress: set[int] = set()
+
+    def size(value: Any) -> int:
+        if not isinstance(value, dict | list):
+            return 1
+        key = id(value)
+        if key in sizes:
+            return sizes[key]
+        if key in in_progress:
+            raise _TooLarge("it contains itself (a recursive alias)")
+        in_progress.add(key)
+        children = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > limit:
+                raise _TooLarge(f"its aliases expand it to more than {limit:,} values")
+        in_progress.discard(key)
+        sizes[key] = total
+        return total
+
+    return size(data)
+
+
+def _bounded(data: Any, where: str) -> Any:
+    try:
+        expanded_size(data, MAX_DOCUMENT_NODES)
+    except _TooLarge as exc:
+        raise StepFailed(f"{where}: refused: {exc}") from None
+    except RecursionError:
+        raise StepFailed(f"{where}: refused: nested too deeply") from None
+    return data
+
+
 def parse(stream: IO[bytes], fmt: Format, where: str) -> Any:
-    """Parse a binary stream; a parse error is final, and its message carries the position, not the text."""
+    """Parse a binary stream; a parse error is final, and its message carries the position, not the text.
+
+    A YAML document is checked against :data:`MAX_DOCUMENT_NODES` before anything walks it."""
     try:
         if fmt == "json":
             return json.load(stream)
         if fmt == "yaml":
-            return yaml.load(stream, Loader=_YAML_LOADER)  # a safe loader (CSafeLoader or SafeLoader)
+            return _bounded(yaml.load(stream, Loader=_YAML_LOADER), where)  # a safe loader (CSafeLoader or SafeLoader)
         if fmt == "toml":
             return tomllib.load(stream)
         from dotenv import dotenv_values
@@ -62,6 +112,8 @@ def parse(stream: IO[bytes], fmt: Format, where: str) -> Any:
         raise StepFailed(f"{where}: not valid TOML: {str(exc).split('(')[0].strip()}") from None
     except UnicodeDecodeError:
         raise StepFailed(f"{where}: not valid UTF-8 text") from None
+    except RecursionError:
+        raise StepFailed(f"{where}: refused: nested too deeply") from None
 
 
 def parse_file(path: Path, fmt: Format, where: str) -> Any:

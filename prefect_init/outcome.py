@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .atomic import write_atomic
+from .atomic import make_parent, write_atomic, write_error
+from .errors import StepError
 from .redaction import redact
 
 SUCCEEDED, FAILED, SKIPPED, NOT_RUN = "succeeded", "failed", "skipped", "not_run"
@@ -85,7 +86,7 @@ class RunOutcome:
 
 
 def write_status_file(path: Path, outcome: RunOutcome) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(path)
     write_atomic(path, json.dumps(outcome.to_dict(), indent=2) + "\n", mode=0o644)
 
 
@@ -93,20 +94,33 @@ TERMINATION_LOG = "/dev/termination-log"
 
 
 def write_termination_log(outcome: RunOutcome) -> None:
-    """Kubernetes shows this file's content as the container's termination message (max 4096 bytes)."""
+    """Kubernetes shows this file's content as the container's termination message (max 4096 bytes).
+
+    Written only when the file exists and is writable (Kubernetes mounts it; elsewhere there is none)."""
     path = os.environ.get("PREFECT_INIT_TERMINATION_LOG", TERMINATION_LOG)
     if not os.path.exists(path) or not os.access(path, os.W_OK):
         return
     try:
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(outcome.reason()[:4000] + "\n")
-    except OSError:
-        pass
+    except OSError as exc:
+        raise write_error(path, exc) from None
 
 
-def publish(outcome: RunOutcome, status_path: Path | None) -> None:
-    """Write what the main container and Kubernetes read: the status file, and the reason of a failure."""
+def publish(outcome: RunOutcome, status_path: Path | None) -> list[str]:
+    """Write what the main container and Kubernetes read: the status file, and the reason of a failure.
+
+    Best effort: the run's outcome is the steps', so a file that cannot be written (a full or read-only volume)
+    is a warning line in the returned list, never an exception or another exit code."""
+    warnings = []
     if status_path is not None:
-        write_status_file(status_path, outcome)
+        try:
+            write_status_file(status_path, outcome)
+        except StepError as exc:
+            warnings.append(f"warning: the status file was not written: {exc}")
     if outcome.status != SUCCEEDED:
-        write_termination_log(outcome)
+        try:
+            write_termination_log(outcome)
+        except StepError as exc:
+            warnings.append(f"warning: the termination log was not written: {exc}")
+    return warnings

@@ -235,8 +235,8 @@ def parse_spec(text: str, file: str, env: Mapping[str, str] | None = None, base_
     deferred_paths: set[tuple[str | int, ...]] | None = set() if defer_unset else None
     data, source, problems = load_yaml(text, file, os.environ if env is None else env, deferred_paths)
     deferred = {format_path(p) for p in deferred_paths or ()}
-    if data is None:
-        raise SpecError(problems)
+    if data is None:  # broken YAML (its problem is said), or a document that is just `null`
+        raise SpecError(problems or [source.problem((), "the spec must be a mapping with version, name and steps")])
     if not isinstance(data, dict):
         raise SpecError([*problems, source.problem((), "the spec must be a mapping with version, name and steps")])
     try:

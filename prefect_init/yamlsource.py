@@ -17,6 +17,14 @@ from .interpolate import UnsetVariable, expand
 
 Path_ = tuple[str | int, ...]
 
+MAX_SPEC_NODES = 10_000
+"""A spec may expand (its aliases and merge keys counted as copies) to at most this many YAML nodes: a spec of
+nested anchors (a "billion laughs") is refused in milliseconds instead of filling the pod's memory."""
+
+
+class _TooLarge(Exception):
+    pass
+
 
 class _Constructor(yaml.SafeLoader):
     """SafeLoader used only to turn scalar nodes into Python values with YAML's usual typing."""
@@ -71,8 +79,13 @@ def load_yaml(text: str, file: str, env: Mapping[str, str],
     if root is None:
         return None, source, [SpecProblem(file, 1, "", "the spec is empty")]
     constructor = _Constructor("")
+    built = 0
 
     def build(node: yaml.Node, path: Path_) -> Any:
+        nonlocal built
+        built += 1
+        if built > MAX_SPEC_NODES:
+            raise _TooLarge
         source.lines[path] = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
             constructor.flatten_mapping(node)
@@ -109,6 +122,11 @@ def load_yaml(text: str, file: str, env: Mapping[str, str],
 
     try:
         data = build(root, ())
+    except _TooLarge:
+        return None, source, [SpecProblem(file, None, "", f"refused: the spec expands to more than "
+                                          f"{MAX_SPEC_NODES:,} YAML nodes (aliases of aliases?)")]
+    except RecursionError:
+        return None, source, [SpecProblem(file, None, "", "refused: the spec is nested too deeply")]
     except yaml.constructor.ConstructorError as exc:
         mark = exc.problem_mark
         return None, source, [SpecProblem(file, mark.line + 1 if mark else None, "", f"not valid YAML: {exc.problem}")]

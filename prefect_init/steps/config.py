@@ -35,7 +35,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 from pydantic import Field
 
-from ..atomic import AtomicFile
+from ..atomic import AtomicFile, make_parent, write_error
 from ..context import RunContext
 from ..documents import check_document, guess_format, load_schema, parse_file
 from ..durations import Duration
@@ -74,8 +74,8 @@ class Step(StepBase):
 class _Sink:
     """Writes the body to the temporary file, hashing and counting as it goes."""
 
-    def __init__(self, out: IO[bytes], max_bytes: int, where: str) -> None:
-        self.out, self.max_bytes, self.where = out, max_bytes, where
+    def __init__(self, out: IO[bytes], max_bytes: int, where: str, dest: Path) -> None:
+        self.out, self.max_bytes, self.where, self.dest = out, max_bytes, where, dest
         self.hash = hashlib.sha256()
         self.size = 0
 
@@ -84,7 +84,10 @@ class _Sink:
         if self.size > self.max_bytes:
             raise StepFailed(f"{self.where}: larger than max_bytes ({self.max_bytes} bytes); nothing was written")
         self.hash.update(chunk)
-        self.out.write(chunk)
+        try:
+            self.out.write(chunk)
+        except OSError as exc:  # the destination's volume, not the source
+            raise write_error(self.dest, exc) from None
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -165,16 +168,16 @@ def run(step: Step, ctx: RunContext) -> str:
     for value in headers.values():  # inline values too: they usually come from ${TOKEN}
         register_secret(value)
     schema = load_schema(ctx.resolve(spec.schema_)) if spec.schema_ else None
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StepFailed(f"{dest.parent}: cannot create it: {exc.strerror}") from None
+    make_parent(dest)
     with AtomicFile(dest, spec.mode) as out:
-        sink = _Sink(out.handle, spec.max_bytes, where)
+        sink = _Sink(out.handle, spec.max_bytes, where, dest)
         content_type = None if spec.url.startswith("file://") else _fetch_http(spec, headers, sink, ctx, where)
         if spec.url.startswith("file://"):
             _fetch_file(spec, sink, where)
-        out.handle.flush()
+        try:
+            out.handle.flush()
+        except OSError as exc:
+            raise write_error(dest, exc) from None
         digest = sink.hash.hexdigest()
         if spec.sha256 and digest != spec.sha256.lower():
             raise StepFailed(f"{where}: sha256 mismatch: expected {spec.sha256.lower()}, got {digest}")

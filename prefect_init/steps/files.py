@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from ..atomic import atomic_writer
+from ..atomic import atomic_writer, write_error
 from ..context import RunContext
 from ..errors import StepFailed
 from ..spec import Mode, Owner, StepBase, StrictModel
@@ -122,11 +122,8 @@ def run(step: Step, ctx: RunContext) -> str:
             _ensure_dir(d, ctx, changes)
         for f in step.files.files:
             _ensure_file(f, ctx, changes)
-    except PermissionError as exc:
-        raise StepFailed(f"{exc.filename}: permission denied "
-                         "(check the volume's owner and the container's user)") from None
     except OSError as exc:
-        raise StepFailed(f"{exc.filename}: {exc.strerror}") from None
+        raise write_error(exc.filename or "files", exc) from None
     for change in changes:
         ctx.log.info(change)
     summary = f"{len(changes)} changes" if changes else "already in place"

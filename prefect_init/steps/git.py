@@ -29,6 +29,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from ..atomic import make_parent, write_error
 from ..context import RunContext
 from ..errors import RetryableError, StepFailed
 from ..redaction import redact, register_secret
@@ -38,6 +39,12 @@ from ..values import resolve_value
 FINAL = ("couldn't find remote ref", "repository not found", "authentication failed", "not found",
          "invalid username or password", "does not appear to be a git repository", "permission denied",
          "not our ref", "unadvertised object")
+
+
+VOLUME_FULL_OR_READ_ONLY = {"no space left on device": "no space left on device (the volume is full)",
+                            "read-only file system": "read-only file system (the volume is mounted read-only)",
+                            "disk quota exceeded": "disk quota exceeded (the volume's quota is used up)"}
+"""git's own words for a volume that cannot take the checkout: final, whatever the command."""
 
 
 class GitSpec(StrictModel):
@@ -67,6 +74,9 @@ def _git(args: list[str], ctx: RunContext, env: dict[str, str], what: str, cwd: 
         raise RetryableError(f"{what}: still running at the deadline") from None
     if proc.returncode != 0:
         message = redact(" ".join(proc.stderr.strip().splitlines()[-3:]) or f"exit {proc.returncode}")
+        for marker, words in VOLUME_FULL_OR_READ_ONLY.items():
+            if marker in message.lower():
+                raise StepFailed(f"{what}: {words} ({message})")
         if any(marker in message.lower() for marker in FINAL):
             raise StepFailed(f"{what}: {message}")
         raise RetryableError(f"{what}: {message}")
@@ -118,8 +128,11 @@ def run(step: Step, ctx: RunContext) -> str:
         # a failed attempt leaves a .git of the same origin, which the next attempt fetches again
         commit = _init(spec, dest, ctx, env)
     else:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+        make_parent(dest)
+        try:
+            work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+        except OSError as exc:
+            raise write_error(dest, exc) from None
         try:
             commit = _init(spec, work, ctx, env)
             work.rename(dest)

@@ -40,7 +40,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from ..atomic import AtomicFile
+from ..atomic import AtomicFile, make_parent
 from ..context import RunContext
 from ..durations import Duration
 from ..errors import RetryableError, StepError, StepFailed
@@ -312,7 +312,7 @@ def run(step: Step, ctx: RunContext) -> str:
             files = []
             for secret, payload in rendered:
                 dest = ctx.resolve(secret.dest)
-                dest.parent.mkdir(parents=True, exist_ok=True)
+                make_parent(dest)
                 owner = resolve_owner(secret.owner) if secret.owner else None
                 out = stack.enter_context(AtomicFile(dest, secret.mode, owner))
                 out.handle.write(payload)
