@@ -3,6 +3,7 @@ keys within the budget keep working."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -17,7 +18,7 @@ LEVELS = "abcdefghi"
 def bomb(levels: int = 9) -> str:
     """The "billion laughs": 9 ** levels values from a few hundred bytes."""
     lines = ["version: 1", "name: bomb", 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    for prev, cur in zip(LEVELS, LEVELS[1:levels], strict=False):
+    for prev, cur in itertools.pairwise(LEVELS[:levels]):
         lines.append(f"{cur}: &{cur} [{','.join(['*' + prev] * 9)}]")
     lines += ["steps:", "  - name: x", f"    command: [echo, *{LEVELS[levels - 1]}]"]
     return "\n".join(lines) + "\n"
