@@ -61,6 +61,10 @@ class VaultState:
     revoked: list[str] = field(default_factory=list)
     latency: float = 0.0  # seconds added to every answer (benchmarks: a Vault across the network)
     requests: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, namespace)
+    standby_answers: int = 0  # answer this many requests (health aside) as a standby node, then be active
+    standby_served: int = 0
+    in_flight: int = 0  # requests being answered now, and the most at once
+    max_in_flight: int = 0
 
     def put_kv2(self, path: str, data: dict[str, Any], namespace: str = "") -> int:
         versions = self.kv2.setdefault(f"{namespace}{path}", [])
@@ -127,6 +131,16 @@ class _Handler(BaseHTTPRequestHandler):
         ns = f"{namespace}/" if namespace else ""
         with self.server.lock:
             state.requests.append((method, path, namespace))
+            state.in_flight += 1
+            state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        try:
+            self._answer(method, path, query, namespace, ns)
+        finally:
+            with self.server.lock:
+                state.in_flight -= 1
+
+    def _answer(self, method: str, path: str, query: dict[str, str], namespace: str, ns: str) -> None:
+        state = self.server.state
         if state.latency:
             time.sleep(state.latency)
         body = self._body() if method == "POST" else {}
@@ -134,7 +148,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._health(query)
         if state.sealed:
             return self._errors(503, "Vault is sealed")
-        if state.standby:
+        if state.standby or state.standby_served < state.standby_answers:
+            with self.server.lock:
+                state.standby_served += 1
             return self._errors(500, "local node not active but active cluster node not found")
         if path.startswith("auth/") and path.endswith("/login"):
             return self._login(path.split("/")[1], body, ns)

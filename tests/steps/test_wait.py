@@ -118,14 +118,18 @@ def test_http_json_yellow_then_green(tmp_path: Path) -> None:
 
 
 def test_http_status_list_contains_and_headers(tmp_path: Path) -> None:
-    with scripted((200, b"nope", {}), (204, b"", {}), ready_in=0) as server204, \
-         scripted((200, b"... ready ...", {}), (200, b"... ready ...", {})) as server_text:
+    """Each target's first answer is one it must refuse (200 is not in [204]; the text lacks "ready")."""
+    with sequence((200, b"nope", {}), (204, b"", {})) as server204, \
+         sequence((200, b"not yet", {}), (200, b"... ready ...", {})) as server_text:
         spec = _spec(tmp_path, _targets(
             f"- http: {server204.url()}", "  status: [204]",
             f"- http: {server_text.url()}", "  contains: ready", "  headers: {Authorization: Bearer tok-canary-55}"))
         result = run_cli("run", str(spec))
     assert result.code == 0, result.output
-    assert server_text.requests[0][1]["Authorization"] == "Bearer tok-canary-55"
+    assert len(server204.requests) >= 2 and len(server_text.requests) >= 2  # the first answers were refused
+    assert f"waiting for http {server204.url()}: HTTP 200" in result.stderr
+    assert f"waiting for http {server_text.url()}: answer does not contain the expected text" in result.stderr
+    assert all(headers["Authorization"] == "Bearer tok-canary-55" for _, headers in server_text.requests)
     assert "tok-canary-55" not in result.output
 
 
