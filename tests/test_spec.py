@@ -171,6 +171,8 @@ def test_error_never_echoes_the_value(tmp_path: Path) -> None:
     """)
     result = run_cli("check", str(spec), env=clean_env(PI_SECRETISH="canary-hunter2-value"))
     assert result.code == 2
+    assert result.stderr.splitlines() == [
+        f"{spec}:5: steps[0].retries: Input should be a valid integer, unable to parse string as an integer"]
     assert "canary-hunter2-value" not in result.output
 
 

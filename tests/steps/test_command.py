@@ -2,23 +2,41 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import time
 from pathlib import Path
 
-from tests.helpers import run_cli, write_spec
+from tests.helpers import CLI, clean_env, run_cli, write_spec
 
 
 def test_output_is_streamed_line_by_line_with_the_step_name(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, """
+    """The first line must reach the log while the command still runs: the command waits for a file that the
+    test creates only after it has read that line (collecting output at exit would wait forever: bounded)."""
+    go = tmp_path / "go"
+    spec = write_spec(tmp_path, f"""
         version: 1
         name: out
         steps:
           - name: talk
-            command: [sh, -c, "echo one; echo two >&2; printf three"]
+            timeout: 20s
+            command: [sh, -c, "echo one; while [ ! -e {go} ]; do sleep 0.02; done; echo two >&2; printf three"]
     """)
-    result = run_cli("run", str(spec))
-    assert result.code == 0
-    lines = [ln for ln in result.stderr.splitlines() if "[talk]" in ln]
-    texts = [ln.split("[talk] ", 1)[1] for ln in lines]
+    proc = subprocess.Popen([*CLI, "run", str(spec)], env=clean_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + 15
+    for line in proc.stderr:  # line by line, as they arrive
+        seen.append(line)
+        if line.rstrip().endswith("[talk] one"):
+            assert proc.poll() is None and not go.exists()  # streamed while the command waits
+            go.touch()
+            break
+        assert time.monotonic() < deadline, seen
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=30) == 0, "".join(seen) + rest
+    assert go.exists(), "the first line never arrived while the command ran"
+    texts = [ln.split("[talk] ", 1)[1] for ln in ("".join(seen) + rest).splitlines() if "[talk] " in ln]
     assert {"one", "two", "three"} <= set(texts)
 
 
@@ -38,15 +56,19 @@ def test_env_and_cwd(tmp_path: Path) -> None:
 
 
 def test_no_shell_is_involved(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, """
+    """A harmless marker: if a shell ever ran the argument, it would create the file."""
+    marker = tmp_path / "marker"
+    spec = write_spec(tmp_path, f"""
         version: 1
         name: noshell
         steps:
           - name: literal
-            command: [echo, "$HOME; rm -rf /"]
+            command: [echo, "$HOME; touch {marker}"]
     """)
     result = run_cli("run", str(spec))
-    assert "[literal] $HOME; rm -rf /" in result.stderr
+    assert result.code == 0, result.output
+    assert f"[literal] $HOME; touch {marker}" in result.stderr
+    assert not marker.exists()
 
 
 def test_string_command_is_split_without_a_shell(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -32,14 +33,18 @@ def test_dirs_and_files_with_modes_idempotent(tmp_path: Path) -> None:
     assert _mode(tmp_path / "data/logs/app.log") == 0o666
     assert (tmp_path / "data/banner").read_text() == "hello\n"
     log = tmp_path / "data/logs/app.log"
+    assert _mode(tmp_path / "data/banner") == 0o444
     log.write_text("existing log line\n")
     os.chmod(tmp_path / "data/uploads", 0o700)
     second = run_cli("run", str(spec))
     assert second.code == 0
+    assert _mode(tmp_path / "data/uploads") == 0o777  # the mode on disk, put back
     assert "mode 0777" in second.stderr and "created" not in second.stderr
     assert log.read_text() == "existing log line\n"  # an existing file is kept
     third = run_cli("run", str(spec))
-    assert "already in place" in third.stderr
+    assert third.code == 0 and "already in place" in third.stderr
+    modes = {p: _mode(tmp_path / p) for p in ("data/uploads", "data/logs", "data/logs/app.log", "data/banner")}
+    assert modes == {"data/uploads": 0o777, "data/logs": 0o750, "data/logs/app.log": 0o666, "data/banner": 0o444}
 
 
 def test_owner_is_applied(tmp_path: Path) -> None:
@@ -76,10 +81,15 @@ def test_unknown_user_is_a_final_error(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, """
         version: 1
         name: nouser
+        status_file: status.json
         steps:
           - name: own
+            retries: 3
+            retry_delay: 10ms
             files: {dirs: [{path: d, owner: "no-such-user-xyz"}]}
     """)
     result = run_cli("run", str(spec))
     assert result.code == 1
     assert "no such user or group" in result.stderr
+    step = json.loads((tmp_path / "status.json").read_text())["steps"][0]
+    assert step["attempts"] == 1 and "attempt 1 failed" not in result.stderr  # final: three retries unused
