@@ -70,8 +70,17 @@ def test_tasks_in_a_user_flow(prefect_server: PrefectServer, tmp_path: Path) -> 
     assert (tmp_path / "made/secret.env").read_text() == f"api_key='{VAULT_VALUE}'\n"
     assert (tmp_path / "made/app.json").read_text() == (tmp_path / "source.json").read_text()
     assert "postgresql://app:****@127.0.0.1" in proc.stderr
+    # the masked DSN must be in the server's logs too (positive control of the scan below)
+    deadline = time.monotonic() + 20
+    while True:
+        logs = str(prefect_server.post("/logs/filter", {"logs": {"flow_run_id": {"any_": [runs[0]["id"]]}},
+                                                        "limit": 200}))
+        if "postgresql://app:****@127.0.0.1" in logs or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert "postgresql://app:****@127.0.0.1" in logs
     time.sleep(1)
     for canary in (CANARY, VAULT_TOKEN, VAULT_VALUE):
-        assert canary not in proc.stdout + proc.stderr
+        assert canary not in proc.stdout + proc.stderr + logs
         for db_file in prefect_server.database.parent.glob("prefect.db*"):
             assert canary.encode() not in db_file.read_bytes(), (canary, db_file)
