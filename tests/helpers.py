@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,3 +43,29 @@ def write_spec(directory: Path, text: str, name: str = "init.yaml") -> Path:
     path = directory / name
     path.write_text(textwrap.dedent(text).lstrip("\n"))
     return path
+
+
+def run_cli_reacting(*args: str, on: dict[str, Callable[[], object]], env: dict[str, str] | None = None,
+                     timeout: float = 60) -> Result:
+    """Run the CLI and, the first time a line of its stderr contains a key of ``on``, call that action.
+
+    For tests whose event must happen after the CLI has seen the "before" state (a port that opens once the
+    wait has found it closed): no timing window that a slow start-up can miss. Bounded by ``timeout``."""
+    proc = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env if env is not None else clean_env())
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    pending = dict(on)
+    lines: list[str] = []
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            for trigger in [t for t in pending if t in line]:
+                pending.pop(trigger)()
+        stdout = proc.stdout.read() if proc.stdout else ""
+        code = proc.wait()
+    finally:
+        timer.cancel()
+    assert not pending, f"never saw {list(pending)} in: {''.join(lines)[-2000:]}"
+    return Result(code, stdout, "".join(lines))

@@ -61,6 +61,8 @@ class VaultState:
     revoked: list[str] = field(default_factory=list)
     latency: float = 0.0  # seconds added to every answer (benchmarks: a Vault across the network)
     requests: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, namespace)
+    sealed_answers: int = 0  # answer this many requests (health aside) as sealed, then be unsealed
+    sealed_served: int = 0
     standby_answers: int = 0  # answer this many requests (health aside) as a standby node, then be active
     standby_served: int = 0
     in_flight: int = 0  # requests being answered now, and the most at once
@@ -146,7 +148,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body() if method == "POST" else {}
         if path == "sys/health":
             return self._health(query)
-        if state.sealed:
+        if state.sealed or state.sealed_served < state.sealed_answers:
+            with self.server.lock:
+                state.sealed_served += 1
             return self._errors(503, "Vault is sealed")
         if state.standby or state.standby_served < state.standby_answers:
             with self.server.lock:

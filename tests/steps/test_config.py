@@ -197,7 +197,9 @@ def test_header_from_file_is_sent_and_masked(tmp_path: Path) -> None:
         result = run_cli("run", str(spec))
     assert server.requests[0][1]["Authorization"] == "Bearer header-canary-9911"
     assert result.code == 1
-    assert "header-canary-9911" not in result.output + (tmp_path / "status.json").read_text()
+    scanned = result.output + (tmp_path / "status.json").read_text()
+    assert "HTTP 401" in result.stderr and "HTTP 401" in scanned  # the failure is in what is scanned
+    assert "header-canary-9911" not in scanned
 
 
 def test_inline_header_values_are_registered_as_secrets(tmp_path: Path) -> None:

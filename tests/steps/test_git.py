@@ -99,5 +99,6 @@ def test_password_sent_as_basic_auth_and_masked(tmp_path: Path) -> None:
     assert code == 1
     expected = "Basic " + base64.b64encode(b"bot:git-token-canary-4242").decode()
     assert any(headers.get("Authorization") == expected for _, headers in server.requests)
+    assert error.startswith("git fetch") and error in stderr  # what is scanned holds the failure
     assert "git-token-canary-4242" not in stderr + error
     assert base64.b64encode(b"bot:git-token-canary-4242").decode() not in stderr + error

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import free_port
-from tests.helpers import CLI, clean_env, run_cli
-from tests.httpservers import at, black_hole, scripted, sequence, serve
+from tests.helpers import CLI, clean_env, run_cli, run_cli_reacting
+from tests.httpservers import black_hole, scripted, sequence, serve
 from tests.pg import PASSWORD
 
 
@@ -91,14 +91,14 @@ def test_redis_auth_error_counts_as_not_ready(tmp_path: Path, redis_factory: Any
 def test_redis_started_late(tmp_path: Path, redis_factory: Any) -> None:
     server = redis_factory(start=False)
     spec = _spec(tmp_path, _targets(f"- redis: {server.url}"))
-    at(1.0, server.start)
-    result = run_cli("run", str(spec))
+    # started once the wait has found it down
+    result = run_cli_reacting("run", str(spec), on={"connection refused": server.start})
     assert result.code == 0, result.output
     assert "connection refused" in result.stderr
 
 
 def test_http_503_then_200(tmp_path: Path) -> None:
-    with scripted((503, b"starting", {}), (200, b"ok", {}), ready_in=1.0) as server:
+    with serve(lambda n: (503, b"starting", {}) if n < 4 else (200, b"ok", {})) as server:  # counted, not timed
         spec = _spec(tmp_path, _targets(f"- http: {server.url('/health')}"))
         result = run_cli("run", str(spec))
     assert result.code == 0, result.output
@@ -142,9 +142,8 @@ def test_tcp_port_opened_late(tmp_path: Path) -> None:
         listener.bind(("127.0.0.1", port))
         listener.listen(8)
 
-    at(1.0, open_port)
     spec = _spec(tmp_path, _targets(f"- tcp: 127.0.0.1:{port}"))
-    result = run_cli("run", str(spec))
+    result = run_cli_reacting("run", str(spec), on={f"waiting for tcp 127.0.0.1:{port}": open_port})
     listener.close()
     assert result.code == 0, result.output
     assert f"waiting for tcp 127.0.0.1:{port}: connection refused" in result.stderr
@@ -166,9 +165,8 @@ def test_black_holed_address_does_not_stall_the_loop(tmp_path: Path) -> None:
 
 def test_dns_localhost_and_file(tmp_path: Path) -> None:
     marker = tmp_path / "ready-flag"
-    at(0.8, lambda: marker.write_text("go"))
     spec = _spec(tmp_path, _targets("- dns: localhost", f"- file: {marker}", "  non_empty: true"))
-    result = run_cli("run", str(spec))
+    result = run_cli_reacting("run", str(spec), on={f"waiting for file {marker}": lambda: marker.write_text("go")})
     assert result.code == 0, result.output
     assert "ready: dns localhost" in result.stderr
     assert f"waiting for file {marker}: does not exist" in result.stderr
