@@ -23,6 +23,7 @@ from prefect.states import Failed
 
 from prefect_init.engine import LocalExecutor, install_sigterm, run_spec_with
 from prefect_init.errors import SpecError, SpecProblem
+from prefect_init.identity import Identity
 from prefect_init.observe.observer import Observer
 from prefect_init.observe.reporter import ObservingReporter
 from prefect_init.observe.rest import PrefectRest
@@ -48,7 +49,7 @@ def _flow_run_name() -> str:
             with open(flow_run.parameters["spec_path"], encoding="utf-8") as handle:
                 text = handle.read()
         name = yaml.safe_load(text).get("name")
-        return str(name) if name else "prefect-init"
+        return Identity.from_env().run_name(str(name)) if name else "prefect-init"
     except Exception:
         return "prefect-init"
 
@@ -73,7 +74,7 @@ def _observer(spec: Spec) -> Observer:
         token = base64.b64encode(settings.api.auth_string.get_secret_value().encode()).decode()
         headers["Authorization"] = f"Basic {token}"
     return Observer(PrefectRest(str(settings.api.url), headers), spec.name, build_plan(spec.steps).needs,
-                    flow_run_id=str(flow_run.id))
+                    flow_run_id=str(flow_run.id), identity=Identity.from_env())
 
 
 @flow(name="prefect-init", flow_run_name=_flow_run_name, persist_result=False, log_prints=False,

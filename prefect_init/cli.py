@@ -293,6 +293,30 @@ def trigger(
     raise typer.Exit(code)
 
 
+@app.command()
+def runs(
+    spec: Annotated[str | None, typer.Argument(help="A spec name or file: only its runs.")] = None,
+    tag: Annotated[str | None, typer.Option(help="Only runs with this tag (e.g. namespace:prod).")] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="Only FAILED and CRASHED runs.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many runs, newest first.", min=1, max=200)] = 20,
+) -> None:
+    """The latest runs from the Prefect API: spec, pod, state, failed step, started, duration, URL."""
+    from .runs import list_runs, spec_tag, table
+
+    if spec and tag:
+        _err("runs: give a SPEC or --tag, not both")
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        rows = list_runs(spec_tag(spec) if spec else tag, failed, limit)
+    except SpecError as exc:
+        for problem in exc.problems:
+            _err(str(problem))
+        raise typer.Exit(EXIT_USAGE) from None
+    except Exception as exc:
+        _command_error(exc)
+    typer.echo(table(rows) if rows else "no runs")
+
+
 def main() -> None:
     try:
         app()

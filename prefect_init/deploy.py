@@ -118,7 +118,8 @@ def deploy(request: DeployRequest) -> Deployed:
         deployment_id = prefect.create_deployment(
             flow_id=flow_id, name=name, entrypoint=ENTRYPOINT, work_pool_name=request.pool,
             parameters=parameters, parameter_openapi_schema=parameter_schema(run_spec).model_dump_for_openapi(),
-            tags=list(dict.fromkeys(["prefect-init", request.spec.name, *request.tags])),
+            tags=list(dict.fromkeys(["prefect-init", f"spec:{request.spec.name}", request.spec.name,
+                                     *request.spec.tags, *request.tags])),
             job_variables=variables, schedules=schedules,  # type: ignore[arg-type]
             description=f"prefect-init spec {request.spec.name}", pull_steps=[],
         )

@@ -21,6 +21,7 @@ from typing import Protocol
 from .context import RunContext, StepLogger
 from .durations import format_duration
 from .errors import RetryableError, StepCancelled, StepError, StepFailed
+from .identity import Identity
 from .outcome import FAILED, NOT_RUN, SKIPPED, SUCCEEDED, RunOutcome, StepOutcome, now_iso
 from .plan import build_plan
 from .redaction import redact
@@ -116,7 +117,7 @@ def run_spec_with(spec: Spec, executor: Executor, reporter: Reporter, cancel: th
     """
     plan = build_plan(spec.steps)
     selected = set(only) if only else set(plan.order)
-    outcome = RunOutcome(name=spec.name, started_at=now_iso())
+    outcome = RunOutcome(name=spec.name, started_at=now_iso(), identity=Identity.from_env().to_dict())
     results: dict[str, StepOutcome] = {}
     for name in plan.order:
         if name not in selected:

@@ -53,6 +53,8 @@ class RunOutcome:
     finished_at: str = ""
     steps: list[StepOutcome] = field(default_factory=list)
     interrupted: bool = False
+    identity: dict[str, str] = field(default_factory=dict)
+    """The pod the run belongs to (:class:`prefect_init.identity.Identity`)."""
 
     @property
     def status(self) -> str:
@@ -72,12 +74,19 @@ class RunOutcome:
         return "all steps succeeded"
 
     def to_dict(self) -> dict[str, object]:
-        return {"name": self.name, "status": self.status, "started_at": self.started_at,
-                "finished_at": self.finished_at, "steps": [s.to_dict() for s in self.steps]}
+        data: dict[str, object] = {"name": self.name, "status": self.status}
+        if self.identity:
+            data["identity"] = dict(self.identity)
+        data.update({"started_at": self.started_at, "finished_at": self.finished_at,
+                     "steps": [s.to_dict() for s in self.steps]})
+        return data
 
     def markdown(self) -> str:
         """A markdown table of the steps, for a Prefect artifact."""
-        rows = [f"# prefect-init: {self.name} - {self.status}", "",
+        rows = [f"# prefect-init: {self.name} - {self.status}", ""]
+        if self.identity:
+            rows += [", ".join(f"{key} `{value}`" for key, value in self.identity.items()), ""]
+        rows += [
                 "| step | kind | status | attempts | duration | error |", "|---|---|---|---|---|---|"]
         for s in self.steps:
             error = redact(s.error or "").replace("|", "\\|").replace("\n", " ")

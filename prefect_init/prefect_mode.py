@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from .identity import Identity
 from .observe.observer import Observer
 from .observe.rest import ApiLost, ApiRefused, PrefectRest, auth_headers
 from .plan import build_plan
@@ -47,10 +48,11 @@ def start_observer(spec: Spec, url: str, only: list[str] | None, status_path: Pa
     beat, warning = heartbeat_seconds()
     if warning:
         warn(warning)
-    observer = Observer(rest, spec.name, build_plan(spec.steps).needs, heartbeat_seconds=beat)
+    identity = Identity.from_env()
+    observer = Observer(rest, spec.name, build_plan(spec.steps).needs, heartbeat_seconds=beat, identity=identity)
     parameters = {"spec_path": spec.file, "only": only, "status_file": str(status_path) if status_path else None}
     try:
-        observer.start(parameters, tags=["prefect-init", spec.name])
+        observer.start(parameters, tags=identity.tags(spec.name, spec.tags))
     except ApiRefused as exc:
         rest.close()
         return None, f"the Prefect API at {url} refuses writes ({exc})"

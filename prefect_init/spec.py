@@ -124,9 +124,16 @@ class Policy:
     max_retry_delay: float
 
 
+def _check_tag(value: str) -> str:
+    if not value.strip() or len(value) > 255:
+        raise ValueError("a tag is 1-255 characters")
+    return value
+
+
 class _Header(StrictModel):
     version: Literal[1]
     name: Name
+    tags: list[Annotated[str, AfterValidator(_check_tag)]] = Field(default_factory=list)
     defaults: Defaults = Defaults()
     status_file: str | None = None
     steps: list[Any] = Field(min_length=1)
@@ -143,6 +150,8 @@ class Spec:
     status_file: str | None
     steps: list[StepBase]
     base_dir: Path = field(default_factory=Path.cwd)
+    tags: list[str] = field(default_factory=list)
+    """Tags of the spec's flow runs (``tags:``, ``${VAR}`` expanded), besides the ones prefect-init sets."""
     data: Any = None
     """The spec as plain data, variables expanded (for ``render``, which reads paths from it)."""
     deferred: tuple[str, ...] = ()
@@ -266,7 +275,7 @@ def parse_spec(text: str, file: str, env: Mapping[str, str] | None = None, base_
     else:
         base = Path(file).resolve().parent if file not in ("-", "<string>") else Path.cwd()
     return Spec(file=file, name=header.name, text=text, defaults=header.defaults, status_file=header.status_file,
-                steps=steps, base_dir=base, data=data, deferred=tuple(sorted(deferred)))
+                steps=steps, base_dir=base, tags=list(header.tags), data=data, deferred=tuple(sorted(deferred)))
 
 
 def load_spec(path: str, env: Mapping[str, str] | None = None, base_dir: str | None = None,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ..identity import Identity
 from ..outcome import FAILED, SUCCEEDED, RunOutcome, StepOutcome
 from ..redaction import redact
 from ..spec import Policy
@@ -24,7 +25,9 @@ from .rest import ApiLost, PrefectRest
 
 FLOW_NAME = "prefect-init"
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARN": 30, "WARNING": 30, "ERROR": 40}
-LOG_BATCH = 200
+MAX_DRAIN = 1000
+BATCHED = {"log line": "/logs/", "event": "/events"}
+"""Calls whose bodies are lists and whose order does not matter: merged into one request per wake-up."""
 
 
 def _iso(at: float | None = None) -> str:
@@ -59,9 +62,12 @@ class Observer:
     else :meth:`start` creates it and the observer owns its states and heartbeats."""
 
     def __init__(self, rest: PrefectRest, spec_name: str, needs: dict[str, list[str]],
-                 flow_run_id: str | None = None, heartbeat_seconds: float | None = 180.0) -> None:
+                 flow_run_id: str | None = None, heartbeat_seconds: float | None = 180.0,
+                 identity: Identity | None = None) -> None:
         self.rest = rest
         self.spec_name = spec_name
+        self.identity = identity or Identity()
+        self.run_name = self.identity.run_name(spec_name)
         self.needs = needs
         self.flow_run_id = flow_run_id
         self.owns_flow_run = flow_run_id is None
@@ -84,7 +90,7 @@ class Observer:
             flow = self.rest.call("POST", "/flows/", {"name": FLOW_NAME})
             self.flow_id = str(flow["id"])
             run = self.rest.call("POST", "/flow_runs/", {
-                "flow_id": self.flow_id, "name": self.spec_name, "parameters": parameters, "tags": tags,
+                "flow_id": self.flow_id, "name": self.run_name, "parameters": parameters, "tags": tags,
                 "state": state("RUNNING", "Running")})
             self.flow_run_id = str(run["id"])
         self.thread.start()
@@ -130,10 +136,27 @@ class Observer:
             self._task_state(outcome.name, state("COMPLETED", "Completed"))
         elif outcome.status == FAILED:
             self._task_state(outcome.name, state("FAILED", "Failed", outcome.error))
+        payload: dict[str, Any] = {"kind": outcome.kind, "attempts": outcome.attempts,
+                                   "duration_s": round(outcome.duration_s, 3)}
+        if outcome.error:
+            payload["error"] = redact(outcome.error)
+        self.event(f"prefect-init.step.{outcome.status}", f"prefect-init.step.{self.spec_name}.{outcome.name}",
+                   outcome.name, payload)
+
+    def event(self, name: str, resource_id: str, resource_name: str, payload: dict[str, Any]) -> None:
+        """A Prefect event about this run (``prefect-init.step.*``, ``prefect-init.run.*``), related to the flow
+        run, labelled with the spec and the pod, for automations and the event feed."""
+        resource = {"prefect.resource.id": resource_id, "prefect.resource.name": resource_name,
+                    "prefect-init.spec": self.spec_name}
+        resource.update({f"prefect-init.{key}": value for key, value in self.identity.to_dict().items()})
+        related = [{"prefect.resource.id": f"prefect.flow-run.{self.flow_run_id}", "prefect.resource.role": "flow-run",
+                    "prefect.resource.name": self.run_name}]
+        self._put("event", "POST", "/events", [{"id": str(uuid.uuid4()), "occurred": _iso(), "event": name,
+                                                "resource": resource, "related": related, "payload": payload}])
 
     def finish(self, outcome: RunOutcome) -> None:
         """The final state of the flow run (when owned) first, as it matters most when time is short; then the
-        summary artifact and the closing log line."""
+        run's event, the summary artifact and the closing log line."""
         if self.owns_flow_run:
             if outcome.status == SUCCEEDED:
                 final = state("COMPLETED", "Completed", "All steps succeeded.")
@@ -141,6 +164,11 @@ class Observer:
                 final = state("FAILED", "Failed", outcome.reason())
             self._put("final state", "POST", f"/flow_runs/{self.flow_run_id}/set_state",
                       {"state": final, "force": True})
+        failed = outcome.first_failure()
+        payload: dict[str, Any] = {"status": outcome.status, "steps": len(outcome.steps)}
+        if failed is not None:
+            payload.update(failed_step=failed.name, error=redact(outcome.reason()))
+        self.event(f"prefect-init.run.{outcome.status}", f"prefect-init.run.{self.spec_name}", self.run_name, payload)
         self._put("artifact", "POST", "/artifacts/", {
             "key": f"prefect-init-{self.spec_name}", "type": "markdown", "data": redact(outcome.markdown()),
             "description": f"prefect-init run of {self.spec_name}: {outcome.status}",
@@ -161,6 +189,9 @@ class Observer:
             "related": related, "payload": {}}]))
 
     def _loop(self) -> None:
+        """Each time it wakes, the thread takes everything queued: the calls whose order matters (task runs,
+        states, the artifact) go first, in order; then all the log lines in one request and all the events in
+        another. The slower the API, the larger the batches, the fewer the requests."""
         interval = self.heartbeat_seconds
         next_beat = time.monotonic()
         while True:
@@ -168,29 +199,24 @@ class Observer:
                 self._heartbeat()
                 next_beat = time.monotonic() + interval
             try:
-                call = self.queue.get(timeout=max(0.0, next_beat - time.monotonic()) if interval else None)
+                first = self.queue.get(timeout=max(0.0, next_beat - time.monotonic()) if interval else None)
             except queue.Empty:
                 continue
-            if call is _STOP:
-                return
-            if call.what == "log line":  # one request for every line already waiting
-                pending: _Call | None = None
-                while len(call.body) < LOG_BATCH:
-                    try:
-                        nxt = self.queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt.what != "log line":
-                        pending = nxt
-                        break
-                    call.body = call.body + nxt.body
-                call.count = len(call.body)
-                if pending is not None:
+            batch = [first]
+            while len(batch) < MAX_DRAIN:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            for call in batch:
+                if call is not _STOP and call.what not in BATCHED:
                     self._send(call)
-                    call = pending
-                    if call is _STOP:
-                        return
-            self._send(call)
+            for what, path in BATCHED.items():
+                items = [item for call in batch if call.what == what for item in call.body]
+                if items:
+                    self._send(_Call(what, "POST", path, items, len(items)))
+            if any(call is _STOP for call in batch):
+                return
 
     def _send(self, call: _Call) -> None:
         if self.lost is not None:
@@ -216,7 +242,7 @@ class Observer:
                 except queue.Empty:
                     break
                 if call is not _STOP:
-                    self.dropped[call.what] += len(call.body) if call.what == "log line" else call.count
+                    self.dropped[call.what] += len(call.body) if call.what in BATCHED else call.count
         else:
             self.rest.close()
         return self.warning()
@@ -232,6 +258,8 @@ class Observer:
                 parts.append(f"{self.dropped[what]} {what}{'s' if self.dropped[what] > 1 else ''}")
         if self.dropped["artifact"]:
             parts.append("the summary artifact")
+        if self.dropped["event"]:
+            parts.append(f"{self.dropped['event']} event{'s' if self.dropped['event'] > 1 else ''}")
         when = datetime.fromtimestamp(self.lost_at or time.time(), UTC).strftime("%H:%M:%SZ")
         missing = ", ".join(parts) if parts else "heartbeats only"
         return (f"warning: the Prefect API went away at {when} ({self.lost}); the steps ran on. Not recorded in "

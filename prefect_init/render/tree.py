@@ -8,6 +8,7 @@ files never drift from the code.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import yaml
 from .. import __version__
 from ..spec import Spec, load_spec
 from . import RenderOptions, render, to_yaml
+from .automation import init_failed
 from .dockerfile import dockerfile, dockerignore
 from .workloads import service_account
 
@@ -68,6 +70,7 @@ def files(example: Path = EXAMPLE) -> dict[str, str]:
         "k8s/job.yaml": HEADER + render("job", spec, helm),
         "k8s/cronjob.yaml": HEADER + render("cronjob", spec, cron),
         "k8s/serviceaccount.yaml": HEADER + to_yaml(service_account(spec, base)),
+        "automations/init-failed.json": json.dumps(init_failed(spec.name), indent=2) + "\n",
     }
 
 
