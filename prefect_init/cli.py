@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from .errors import SpecError
+from .errors import SpecError, StepError
 from .outcome import one_line
 from .spec import Spec, load_spec
 
@@ -315,6 +315,56 @@ def runs(
     except Exception as exc:
         _command_error(exc)
     typer.echo(table(rows) if rows else "no runs")
+
+
+@app.command()
+def migrations(
+    spec: Annotated[str, typer.Argument(help="The spec file ('-' for standard input).")],
+    step: Annotated[str | None, typer.Option(help="The migrate step (when the spec has several).")] = None,
+    format: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+) -> None:
+    """Every migration of a migrate step with its state (applied, pending, baseline, adopted, changed, missing,
+    failed), read-only: nothing is created or applied. Exit 1 when a file changed, went missing or failed."""
+    if format not in ("table", "json"):
+        _err(f"migrations: --format is 'table' or 'json', not {format!r}")
+        raise typer.Exit(EXIT_USAGE)
+    from .steps.migrate import Step as MigrateStep
+
+    loaded = _load(spec)
+    candidates = [s for s in loaded.steps if isinstance(s, MigrateStep) and s.migrate.dir]
+    chosen = [s for s in candidates if s.name == step] if step else candidates
+    names = ", ".join(s.name for s in candidates) or "none with dir:"
+    if step and not chosen:
+        _err(f"migrations: no migrate step {step!r} (migrate steps: {names})")
+        raise typer.Exit(EXIT_USAGE)
+    if len(chosen) != 1:
+        _err(f"migrations: {'several migrate steps: give --step' if chosen else 'no migrate step with dir:'} "
+             f"(migrate steps: {names})")
+        raise typer.Exit(EXIT_USAGE)
+    from .migration_status import PROBLEMS, as_json, as_table, entries, history_rows
+    from .migrations import load_dir
+    from .redaction import redact
+
+    assert isinstance(chosen[0], MigrateStep)
+    settings = chosen[0].migrate
+    try:
+        import psycopg
+
+        versioned, repeatable = load_dir(loaded.resolve(settings.dir or ""))
+        with psycopg.connect(settings.database, autocommit=True, connect_timeout=10,
+                             application_name="prefect-init-migrations") as conn:
+            conn.execute("SET default_transaction_read_only = on")
+            rows = history_rows(conn, settings.identifier()) or []
+    except StepError as exc:
+        _err(f"migrations: {exc}")
+        raise typer.Exit(EXIT_FAILED) from None
+    except psycopg.Error as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        _err(redact(f"migrations: {settings.database}: {first}"))
+        raise typer.Exit(EXIT_FAILED) from None
+    items = entries(versioned, repeatable, rows)
+    typer.echo(as_json(items) if format == "json" else as_table(items))
+    raise typer.Exit(EXIT_FAILED if any(e.state in PROBLEMS for e in items) else EXIT_OK)
 
 
 def main() -> None:

@@ -122,6 +122,8 @@ def plan_migrations(versioned: list[Migration], repeatable: list[Migration], app
     for version, row in sorted(by_version.items()):
         migration = files.get(version)
         if migration is None:
+            if row.script.startswith("<< "):
+                continue  # a baseline mark: no file stands behind it
             if not allow_missing:
                 problems.append(f"V{version_text(version)} ({row.script}) was applied but its file is gone "
                                 "(allow_missing: true to accept)")

@@ -12,6 +12,8 @@
         out_of_order: false
         allow_changed: false          # an applied file whose checksum changed fails the step ...
         allow_missing: false          # ... and so does an applied file that disappeared
+        baseline: "5"                 # a database built before prefect-init: record V1..V5 as there, not run
+        # adopt: flyway               # or: take over Flyway's history (flyway_table, flyway_schema)
 
     - name: migrate-django
       migrate:
@@ -34,12 +36,14 @@ import shlex
 import socket
 import threading
 import time
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from ..context import RunContext
 from ..errors import RetryableError, StepCancelled, StepFailed, StepTimeout
+from ..flyway import adoptable, read_flyway
+from ..migration_status import BASELINE_MARKER
 from ..migrations import Applied, HistoryTable, Migration, load_dir, parse_version, plan_migrations, version_text
 from ..redaction import redact
 from ..spec import Argv, FromFile, StepBase
@@ -56,11 +60,19 @@ class MigrateSpec(HistoryTable):
     out_of_order: bool = False
     allow_changed: bool = False
     allow_missing: bool = False
+    baseline: str | None = Field(default=None, pattern=r"^\d+([._]\d+)*$")
+    adopt: Literal["flyway"] | None = None
+    flyway_table: str = Field(default="flyway_schema_history", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    flyway_schema: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
     @model_validator(mode="after")
     def _one_source(self) -> MigrateSpec:
         if (self.dir is None) == (self.command is None):
             raise ValueError("give exactly one of dir (SQL files) or command (a migration tool)")
+        if (self.baseline or self.adopt) and self.command is not None:
+            raise ValueError("baseline and adopt are for SQL files (dir:), not a migration command")
+        if self.baseline and self.adopt:
+            raise ValueError("give baseline or adopt, not both")
         if self.command is not None and not self.version:
             raise ValueError("command needs version: (e.g. ${APP_VERSION}), so replicas run it once per version")
         return self
@@ -178,12 +190,55 @@ def _applied(conn: Any, table: Any) -> list[Applied]:
 
 
 def _record(conn: Any, table: Any, version: str | None, description: str, kind: str, script: str, checksum: str,
-            duration_ms: int) -> None:
+            duration_ms: int, applied_by: str | None = None, applied_at: Any = None) -> None:
     from psycopg import sql
 
-    conn.execute(sql.SQL("INSERT INTO {} (version, description, type, script, checksum, applied_by, duration_ms, "
-                         "success) VALUES (%s, %s, %s, %s, %s, %s, %s, true)").format(table),
-                 (version, description, kind, script, checksum, socket.gethostname(), duration_ms))
+    conn.execute(sql.SQL("INSERT INTO {} (version, description, type, script, checksum, applied_by, applied_at, "
+                         "duration_ms, success) VALUES (%s, %s, %s, %s, %s, %s, coalesce(%s, now()), %s, true)"
+                         ).format(table),
+                 (version, description, kind, script, checksum, applied_by or socket.gethostname(), applied_at,
+                  duration_ms))
+
+
+def _baseline(conn: Any, table: Any, versioned: list[Migration], baseline: str, ctx: RunContext) -> None:
+    """Record every file up to ``baseline`` as BASELINE (there already, not run), and the baseline version itself
+    when no file has it, so a file added later below it is out of order, not pending."""
+    upto = parse_version(baseline)
+    below = [m for m in versioned if m.version is not None and m.version <= upto]
+    with conn.transaction():
+        for m in below:
+            _record(conn, table, version_text(m.version or ()), m.description, "BASELINE", m.script, m.checksum, 0)
+        if not any(m.version == upto for m in below):
+            _record(conn, table, version_text(upto), "baseline", "BASELINE", BASELINE_MARKER, "", 0)
+    ctx.log.info(f"baseline {baseline}: {len(below)} migrations recorded as BASELINE, not run "
+                 f"({', '.join(m.script for m in below) or 'no file at or below it'})")
+
+
+def _adopt_flyway(conn: Any, table: Any, spec: MigrateSpec, versioned: list[Migration], ctx: RunContext) -> None:
+    """Record Flyway's successful versioned migrations in our history (ADOPTED); Flyway's table is only read."""
+    rows = read_flyway(conn, spec.flyway_table, spec.flyway_schema)
+    where = f"{spec.flyway_schema + '.' if spec.flyway_schema else ''}{spec.flyway_table}"
+    if rows is None:
+        raise StepFailed(f"adopt: flyway: there is no table {where} (set flyway_table: / flyway_schema:)")
+    files = {m.version: m for m in versioned}
+    adopted = adoptable(rows, where)
+    with conn.transaction():
+        for row in adopted:
+            version = parse_version(row.version or "")
+            file = files.get(version)
+            kind = "BASELINE" if row.type == "BASELINE" else "ADOPTED"
+            script = file.script if file else (BASELINE_MARKER if kind == "BASELINE" else row.script)
+            _record(conn, table, version_text(version), row.description, kind, script,
+                    file.checksum if file else "", row.execution_time, row.installed_by, row.installed_on)
+    ctx.log.info(f"adopted {len(adopted)} migrations from Flyway's {where} "
+                 f"(up to V{adopted[-1].version if adopted else '-'}); {where} was only read")
+
+
+def _has_tables(conn: Any, spec: MigrateSpec) -> bool:
+    """Does the database hold tables besides our history (a schema built before prefect-init)?"""
+    found = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema NOT IN "
+                         "('pg_catalog', 'information_schema') AND table_name <> %s", (spec.table,)).fetchone()
+    return bool(found and found[0])
 
 
 def _apply(conn: Any, table: Any, migration: Migration, ctx: RunContext) -> None:
@@ -253,19 +308,31 @@ def _migrate(conn: Any, spec: MigrateSpec, ctx: RunContext) -> str:
     _ensure_table(conn, spec, table)
     if spec.command is not None:
         return _run_command(conn, table, spec, ctx)
+    fresh = not _applied(conn, table)  # our history holds no applied migration yet
+    if fresh and (spec.baseline or spec.adopt):
+        versioned, _ = load_dir(ctx.resolve(spec.dir or ""))
+        if spec.adopt:
+            _adopt_flyway(conn, table, spec, versioned, ctx)
+        else:
+            _baseline(conn, table, versioned, spec.baseline or "", ctx)
+    elif spec.baseline or spec.adopt:
+        ctx.log.info(f"{'baseline' if spec.baseline else 'adopt'}: ignored, the history already holds migrations")
     todo = _pending(conn, spec, table, ctx) or []
     if not todo:
         ctx.log.info("up to date: nothing to apply")
         return "up to date"
-    for migration in todo:
+    for index, migration in enumerate(todo):
         try:
             _apply(conn, table, migration, ctx)
         except Exception as exc:
             if _is_connection_error(exc):
                 raise
             whole = "rolled back whole" if migration.transactional else "NOT in a transaction: check what it did"
+            hint = ""
+            if fresh and index == 0 and not (spec.baseline or spec.adopt) and _has_tables(conn, spec):
+                hint = " — this database has tables but no history: set baseline: or adopt: flyway"
             raise StepFailed(f"{migration.script} failed{_where(migration, exc)}: {_first_line(exc)} "
-                             f"({whole}; not recorded)") from None
+                             f"({whole}; not recorded){hint}") from None
     return f"applied {len(todo)} migrations"
 
 
