@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,6 +35,13 @@ class RunContext:
     log: StepLogger
     base_dir: Path
     attempt: int = 1
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    def output(self, key: str, value: object) -> None:
+        """Record an output of this step (``${steps.STEP.KEY}`` for later steps); never a secret."""
+        from .outputs import check_output
+
+        self.outputs[key] = check_output(key, str(value))
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()

@@ -18,6 +18,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Protocol
 
+from pydantic import ValidationError
+
 from .context import RunContext, StepLogger
 from .durations import format_duration
 from .errors import RetryableError, StepCancelled, StepError, StepFailed
@@ -90,7 +92,10 @@ class LocalExecutor:
             self.reporter.attempt_started(step.name, attempt)
             try:
                 run_attempt(step, ctx)
-                return StepOutcome(step.name, step.kind, SUCCEEDED, attempt, time.monotonic() - started)
+                if ctx.outputs:
+                    log.info("outputs: " + ", ".join(f"{k}={v}" for k, v in ctx.outputs.items()))
+                return StepOutcome(step.name, step.kind, SUCCEEDED, attempt, time.monotonic() - started,
+                                   outputs=dict(ctx.outputs))
             except StepError as exc:
                 error = str(exc)
                 final = not exc.retryable or attempt > policy.retries
@@ -106,6 +111,23 @@ class LocalExecutor:
                 if self.cancel.wait(delay):
                     return StepOutcome(step.name, step.kind, FAILED, attempt, time.monotonic() - started,
                                        "stopped: the run was terminated (SIGTERM) while waiting to retry")
+
+
+def with_outputs(spec: Spec, name: str, results: dict[str, StepOutcome]) -> StepBase:
+    """Step ``name`` with every ``${steps.STEP.KEY}`` replaced by its ancestors' outputs (validated again)."""
+    from .outputs import references, substitute
+
+    step = spec.step(name)
+    raw = next((r for r in (spec.data or {}).get("steps", []) if isinstance(r, dict) and r.get("name") == name), None)
+    if raw is None or not any(True for _ in references(raw)):
+        return step
+    filled = substitute(raw, {n: r.outputs for n, r in results.items()}, name)
+    try:
+        return type(step).model_validate(filled)
+    except ValidationError as exc:  # never the input: it may hold other values of the step
+        first = exc.errors(include_input=False, include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise StepFailed(f"step {name!r}: with its outputs read in, {where}: {first['msg']}") from None
 
 
 def run_spec_with(spec: Spec, executor: Executor, reporter: Reporter, cancel: threading.Event,
@@ -133,7 +155,12 @@ def run_spec_with(spec: Spec, executor: Executor, reporter: Reporter, cancel: th
             if not cancel.is_set():
                 for name in plan.order:
                     if name not in results and name not in running.values() and ready(name):
-                        step = spec.step(name)
+                        try:
+                            step = with_outputs(spec, name, results)
+                        except StepFailed as exc:  # it reads an output its ancestor did not produce
+                            results[name] = StepOutcome(name, spec.step(name).kind, FAILED, error=redact(str(exc)))
+                            reporter.step_finished(results[name])
+                            continue
                         reporter.step_started(name)
                         # a copy of this context per step: Prefect's flow-run context lives in contextvars
                         context = contextvars.copy_context()

@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-_TOKEN = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{[^}]*\}?")
+_TOKEN = re.compile(r"\$\$\{|\$\{steps\.[a-z0-9-]+\.[A-Za-z_][A-Za-z0-9_]*\}|"
+                    r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{[^}]*\}?")
+OUTPUT_REF = re.compile(r"\$\{steps\.([a-z0-9-]+)\.([A-Za-z_][A-Za-z0-9_]*)\}")
+"""``${steps.STEP.KEY}``: an output of an earlier step, expanded when the reading step starts."""
 
 
 class UnsetVariable(ValueError):
@@ -29,6 +32,8 @@ def expand(text: str, env: Mapping[str, str]) -> str:
         token = match.group(0)
         if token == "$${":
             return "${"
+        if token.startswith("${steps."):
+            return token  # an output reference: left for the step's start
         name, default = match.group(1), match.group(2)
         if name is None:
             raise BadReference("malformed ${...} reference: expected ${NAME} or ${NAME:-default} ($${ for a literal)")

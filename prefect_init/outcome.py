@@ -35,6 +35,7 @@ class StepOutcome:
     attempts: int = 0
     duration_s: float = 0.0
     error: str | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)
@@ -43,6 +44,8 @@ class StepOutcome:
             del data["error"]
         else:
             data["error"] = redact(self.error)
+        if not self.outputs:
+            del data["outputs"]
         return data
 
 
@@ -91,6 +94,10 @@ class RunOutcome:
         for s in self.steps:
             error = redact(s.error or "").replace("|", "\\|").replace("\n", " ")
             rows.append(f"| {s.name} | {s.kind} | {s.status} | {s.attempts} | {s.duration_s:.2f}s | {error} |")
+        produced = [s for s in self.steps if s.outputs]
+        if produced:
+            rows += ["", "| step | output | value |", "|---|---|---|"]
+            rows += [f"| {s.name} | {key} | `{redact(value)}` |" for s in produced for key, value in s.outputs.items()]
         return "\n".join(rows) + "\n"
 
 

@@ -63,6 +63,18 @@ def register_secret(value: str | bytes | None) -> None:
     REDACTOR.register(value)
 
 
+def register_values(value: object) -> None:
+    """Register every string inside ``value`` (a parsed document: dicts, lists, strings) as a secret."""
+    if isinstance(value, str):
+        register_secret(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            register_values(item)
+    elif isinstance(value, list):
+        for item in value:
+            register_values(item)
+
+
 def redact(text: str) -> str:
     """Mask every registered secret and every URL / DSN password in ``text``."""
     return REDACTOR.redact(text)

@@ -19,6 +19,8 @@ KINDS: dict[str, str] = {
     "git": "prefect_init.steps.git",
     "files": "prefect_init.steps.files",
     "command": "prefect_init.steps.command",
+    "template": "prefect_init.steps.template",
+    "templates": "prefect_init.steps.templates",
 }
 
 

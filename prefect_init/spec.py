@@ -268,6 +268,11 @@ def parse_spec(text: str, file: str, env: Mapping[str, str] | None = None, base_
             steps.append(step)
     if not problems:
         problems += plan_problems(steps, source)
+    if not problems:
+        from .outputs import reference_problems
+        from .plan import needs_of
+
+        problems += reference_problems(header.steps, needs_of(steps), source)
     if problems:
         raise SpecError(problems)
     if base_dir is not None:

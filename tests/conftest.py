@@ -212,3 +212,20 @@ def prefect_on_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[An
     finally:
         server.stop()
         postgres.cleanup()
+
+
+@pytest.fixture()
+def origin(tmp_path: Path) -> Path:
+    """A git repository with two commits on main (index.html v1, tagged v1.0, then v2)."""
+    from tests.helpers import git
+
+    repo = tmp_path / "origin"
+    repo.mkdir()
+    git("init", "-q", "-b", "main", cwd=repo)
+    (repo / "index.html").write_text("v1\n")
+    git("add", ".", cwd=repo)
+    git("commit", "-q", "-m", "v1", cwd=repo)
+    git("tag", "v1.0", cwd=repo)
+    (repo / "index.html").write_text("v2\n")
+    git("commit", "-q", "-am", "v2", cwd=repo)
+    return repo

@@ -69,3 +69,10 @@ def run_cli_reacting(*args: str, on: dict[str, Callable[[], object]], env: dict[
         timer.cancel()
     assert not pending, f"never saw {list(pending)} in: {''.join(lines)[-2000:]}"
     return Result(code, stdout, "".join(lines))
+
+
+def git(*args: str, cwd: Path) -> str:
+    """Run git in ``cwd`` with a fixed identity; its stdout."""
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@e", "PATH": "/usr/bin:/bin", "HOME": str(cwd)}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()

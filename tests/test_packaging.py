@@ -46,6 +46,8 @@ steps:
     git: {repo: "https://example.invalid/x.git", ref: main, dest: /repo}
   - name: command
     command: [echo, hi]
+  - name: template
+    template: {inline: "x={{ x }}", dest: /config/x.conf, vars: {x: "${steps.command.out}"}}
 """
 
 RUN = """
@@ -109,7 +111,7 @@ def test_the_wheel_holds_every_module_and_runs_when_installed(tmp_path: Path) ->
     check = subprocess.run([str(cli), "check", str(write_spec(outside, EVERY_KIND, "every.yaml"))],
                            cwd=outside, env=clean_env(), capture_output=True, text=True, timeout=120)
     assert check.returncode == 0, check.stdout + check.stderr
-    for kind in ("wait", "vault", "config", "validate", "migrate", "files", "git", "command"):
+    for kind in ("wait", "vault", "config", "validate", "migrate", "files", "git", "command", "template"):
         assert f"  {kind}" in check.stdout
 
     listener = socket.socket()

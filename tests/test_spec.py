@@ -188,10 +188,11 @@ def test_the_example_of_spec_md_is_valid(tmp_path: Path) -> None:
     design = Path(__file__).resolve().parents[2] / "shared" / "design" / "spec.md"
     if not design.exists():
         pytest.skip("shared/design/spec.md is not beside this checkout")
-    example = re.search(r"```yaml\n(.*?)```", design.read_text(), re.S)
-    assert example is not None
+    blocks = re.findall(r"```yaml\n(.*?)```", design.read_text(), re.S)
+    assert blocks
     spec = tmp_path / "example.yaml"
-    spec.write_text(example.group(1))
+    # the example, and the template step shown after it (a step of the same list)
+    spec.write_text(blocks[0] + (blocks[1] if len(blocks) > 1 and "template:" in blocks[1] else ""))
     result = run_cli("check", str(spec), env=clean_env(DATABASE_URL="postgres://app:pw@db:5432/app",
                                                        VAULT_ADDR="http://vault:8200"))
     assert result.code == 0, result.stderr

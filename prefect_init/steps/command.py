@@ -16,6 +16,7 @@ or on SIGTERM, the whole process group gets SIGTERM, then SIGKILL after ``kill_g
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import shlex
 import signal
@@ -112,6 +113,50 @@ def run_process(argv: list[str], ctx: RunContext, *, cwd: Path | None = None, en
     return f"exit 0 after {elapsed:.1f}s"
 
 
+def parse_outputs(text: str) -> dict[str, str]:
+    """``KEY=VALUE`` lines, and ``KEY<<DELIMITER`` ... ``DELIMITER`` for multi-line values (GitHub Actions'
+    ``$GITHUB_OUTPUT`` format). A line that is neither is an error naming its number, never its text."""
+    outputs: dict[str, str] = {}
+    lines = text.splitlines()
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        index += 1
+        if not line.strip():
+            continue
+        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
+            key, delimiter = line.split("<<", 1)
+            body: list[str] = []
+            while index < len(lines) and lines[index] != delimiter:
+                body.append(lines[index])
+                index += 1
+            if index >= len(lines):
+                raise StepFailed(f"$PREFECT_INIT_OUTPUT: {key.strip()}<<{delimiter}: no closing {delimiter} line")
+            index += 1
+            outputs[key.strip()] = "\n".join(body)
+        elif "=" in line:
+            key, value = line.split("=", 1)
+            outputs[key.strip()] = value
+        else:
+            raise StepFailed(f"$PREFECT_INIT_OUTPUT line {index}: expected KEY=VALUE or KEY<<DELIMITER")
+    return outputs
+
+
 def run(step: Step, ctx: RunContext) -> str:
-    return run_process(step.command, ctx, cwd=ctx.resolve(step.cwd) if step.cwd else None,
-                       env=environment(step.env, ctx), kill_grace=step.kill_grace)
+    """Run the command; what it writes to ``$PREFECT_INIT_OUTPUT`` becomes this step's outputs."""
+    import tempfile
+
+    env = environment(step.env, ctx)
+    fd, output_file = tempfile.mkstemp(prefix="prefect-init-output-", suffix=".txt")
+    os.close(fd)
+    try:
+        env["PREFECT_INIT_OUTPUT"] = output_file
+        summary = run_process(step.command, ctx, cwd=ctx.resolve(step.cwd) if step.cwd else None, env=env,
+                              kill_grace=step.kill_grace)
+        with open(output_file, encoding="utf-8", errors="replace") as handle:
+            for key, value in parse_outputs(handle.read()).items():
+                ctx.output(key, value)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(output_file)
+    return summary

@@ -186,6 +186,8 @@ def run(step: Step, ctx: RunContext) -> str:
             raise StepFailed(f"{where}: cannot tell the format from the content type or the names; set format:")
         data = parse_file(out.temp_path, fmt, where)
         check_document(data, where, spec.required, schema)
+        ctx.output("sha256", digest)
+        ctx.output("bytes", sink.size)
         if _same_content(dest, digest):
             if dest.stat().st_mode & 0o7777 != spec.mode:
                 dest.chmod(spec.mode)

@@ -22,12 +22,14 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..atomic import make_parent, write_error
 from ..context import RunContext
@@ -47,6 +49,10 @@ VOLUME_FULL_OR_READ_ONLY = {"no space left on device": "no space left on device 
 """git's own words for a volume that cannot take the checkout: final, whatever the command."""
 
 
+SSH_REMOTE = re.compile(r"^(ssh://|git\+ssh://|[A-Za-z0-9._-]+@[A-Za-z0-9._-]+:(?!//))")
+FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
 class GitSpec(StrictModel):
     repo: str
     ref: str = "HEAD"
@@ -54,6 +60,16 @@ class GitSpec(StrictModel):
     depth: int | None = Field(default=None, ge=1)
     username: str | None = None
     password: str | FromFile | None = None
+    ssh_key: FromFile | None = None
+    known_hosts: FromFile | None = None
+    submodules: bool = False
+    sparse: list[str] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _ssh(self) -> GitSpec:
+        if SSH_REMOTE.match(self.repo) and self.known_hosts is None:
+            raise ValueError("an ssh remote needs known_hosts: {file: ...} (host keys are always checked)")
+        return self
 
 
 class Step(StepBase):
@@ -73,6 +89,9 @@ def _git(args: list[str], ctx: RunContext, env: dict[str, str], what: str, cwd: 
     except subprocess.TimeoutExpired:
         raise RetryableError(f"{what}: still running at the deadline") from None
     if proc.returncode != 0:
+        if "host key verification failed" in proc.stderr.lower():
+            raise StepFailed(f"{what}: ssh host key verification failed: the server's key is not the one in "
+                             "known_hosts (check known_hosts, or whether the server changed)")
         message = redact(" ".join(proc.stderr.strip().splitlines()[-3:]) or f"exit {proc.returncode}")
         for marker, words in VOLUME_FULL_OR_READ_ONLY.items():
             if marker in message.lower():
@@ -83,8 +102,17 @@ def _git(args: list[str], ctx: RunContext, env: dict[str, str], what: str, cwd: 
     return proc.stdout.strip()
 
 
-def _environment(spec: GitSpec, ctx: RunContext) -> dict[str, str]:
+def _environment(spec: GitSpec, ctx: RunContext, key_file: str | None = None) -> dict[str, str]:
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"}
+    if spec.known_hosts is not None:
+        known = ctx.resolve(spec.known_hosts.file)
+        if not known.is_file():
+            raise StepFailed(f"git: known_hosts {known}: no such file (is the volume mounted?)")
+        ssh = ["ssh", "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known}",
+               "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
+        if key_file is not None:
+            ssh += ["-i", key_file, "-o", "IdentitiesOnly=yes"]
+        env["GIT_SSH_COMMAND"] = shlex.join(ssh)
     if spec.password is not None:
         password = resolve_value(spec.password, ctx, "git password")
         basic = base64.b64encode(f"{spec.username or 'x-access-token'}:{password}".encode()).decode()
@@ -99,9 +127,20 @@ def _environment(spec: GitSpec, ctx: RunContext) -> dict[str, str]:
 def _fetch_and_checkout(spec: GitSpec, repo_dir: Path, ctx: RunContext, env: dict[str, str]) -> str:
     shown = f"git fetch {redact(spec.repo)} {spec.ref}"
     depth = [f"--depth={spec.depth}"] if spec.depth else []
+    if spec.sparse:  # only these paths are checked out
+        _git(["sparse-checkout", "set", "--no-cone", *spec.sparse], ctx, env, "git sparse-checkout", cwd=repo_dir)
     _git(["fetch", "--quiet", *depth, "origin", spec.ref], ctx, env, shown, cwd=repo_dir)
     _git(["checkout", "--quiet", "--force", "--detach", "FETCH_HEAD"], ctx, env, "git checkout", cwd=repo_dir)
-    return _git(["rev-parse", "HEAD"], ctx, env, "git rev-parse", cwd=repo_dir)
+    commit = _git(["rev-parse", "HEAD"], ctx, env, "git rev-parse", cwd=repo_dir)
+    if FULL_SHA.match(spec.ref) and commit != spec.ref:
+        raise StepFailed(f"git: checked out {commit}, not the commit {spec.ref} the spec pins")
+    if spec.submodules:
+        # same depth and credentials (the environment's http.extraHeader / GIT_SSH_COMMAND reach them too);
+        # a local repository's submodules may be local paths too, which git refuses by default
+        local = ["-c", "protocol.file.allow=always"] if spec.repo.startswith(("file://", "/")) else []
+        _git([*local, "submodule", "update", "--init", "--recursive", "--quiet", *depth], ctx, env,
+             "git submodule update", cwd=repo_dir)
+    return commit
 
 
 def _init(spec: GitSpec, directory: Path, ctx: RunContext, env: dict[str, str]) -> str:
@@ -111,15 +150,32 @@ def _init(spec: GitSpec, directory: Path, ctx: RunContext, env: dict[str, str]) 
 
 
 def run(step: Step, ctx: RunContext) -> str:
+    """Check the repository out at ``ref``; an ssh key is copied to a 0600 temporary file for the attempt."""
     spec = step.git
+    if spec.ssh_key is None:
+        return _checkout(spec, ctx, _environment(spec, ctx))
+    key = resolve_value(spec.ssh_key, ctx, "git ssh_key")
+    fd, key_file = tempfile.mkstemp(prefix="prefect-init-ssh-", suffix=".key")
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, (key.rstrip("\n") + "\n").encode())
+        os.close(fd)
+        return _checkout(spec, ctx, _environment(spec, ctx, key_file))
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(key_file)
+
+
+def _checkout(spec: GitSpec, ctx: RunContext, env: dict[str, str]) -> str:
     dest = ctx.resolve(spec.dest)
-    env = _environment(spec, ctx)
     if dest.is_dir() and (dest / ".git").exists():
         origin = _git(["remote", "get-url", "origin"], ctx, env, "git remote", cwd=dest)
         if origin != spec.repo:
             raise StepFailed(f"{dest}: a checkout of another repository ({redact(origin)})")
         commit = _fetch_and_checkout(spec, dest, ctx, env)
         ctx.log.info(f"{dest}: updated to {spec.ref} ({commit[:12]})")
+        ctx.output("revision", commit)
+        ctx.output("ref", spec.ref)
         return f"updated to {commit[:12]}"
     if dest.exists():
         if not dest.is_dir() or any(dest.iterdir()):
@@ -140,4 +196,6 @@ def run(step: Step, ctx: RunContext) -> str:
             with contextlib.suppress(FileNotFoundError):
                 shutil.rmtree(work)
     ctx.log.info(f"{dest}: {redact(spec.repo)} at {spec.ref} ({commit[:12]})")
+    ctx.output("revision", commit)
+    ctx.output("ref", spec.ref)
     return f"checked out {commit[:12]}"

@@ -336,6 +336,33 @@ def _migrate(conn: Any, spec: MigrateSpec, ctx: RunContext) -> str:
     return f"applied {len(todo)} migrations"
 
 
+def _last_rank(conn: Any, table: Any) -> int:
+    import psycopg
+    from psycopg import sql
+
+    try:
+        row = conn.execute(sql.SQL("SELECT coalesce(max(installed_rank), 0) FROM {}").format(table)).fetchone()
+    except psycopg.errors.UndefinedTable:
+        return 0
+    return int(row[0]) if row else 0
+
+
+def _record_outputs(conn: Any, spec: MigrateSpec, before: int, ctx: RunContext) -> None:
+    """``version``: the highest applied version now; ``applied``: how many this run applied (not recorded as
+    baseline or adopted)."""
+    from psycopg import sql
+
+    rows = conn.execute(sql.SQL("SELECT version, type, installed_rank FROM {} WHERE success").format(
+        spec.identifier())).fetchall()
+    versions = [v for v, _, _ in rows if v is not None]
+    if spec.command is not None:
+        ctx.output("version", spec.version)
+    elif versions:
+        ctx.output("version", version_text(max(parse_version(v) for v in versions)))
+    ctx.output("applied", sum(1 for _, kind, rank in rows if rank > before and kind in ("SQL", "REPEATABLE",
+                                                                                          "COMMAND")))
+
+
 def _is_connection_error(exc: BaseException) -> bool:
     import psycopg
 
@@ -352,7 +379,9 @@ def run(step: Step, ctx: RunContext) -> str:
     watchdog = _Watchdog(conn, ctx)
     try:
         with watchdog:
+            before = _last_rank(conn, spec.identifier())
             summary = _migrate(conn, spec, ctx)
+            _record_outputs(conn, spec, before, ctx)
     except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable):
         if watchdog.fired == "cancel" or ctx.cancel.is_set():
             raise StepCancelled("migration stopped by SIGTERM (the running transaction was rolled back)") from None

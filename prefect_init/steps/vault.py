@@ -44,7 +44,7 @@ from ..atomic import AtomicFile, make_parent
 from ..context import RunContext
 from ..durations import Duration
 from ..errors import RetryableError, StepError, StepFailed
-from ..redaction import redact, register_secret
+from ..redaction import redact, register_secret, register_values
 from ..spec import FromFile, Mode, Owner, StepBase, StrictModel
 from ..values import resolve_value
 
@@ -124,17 +124,6 @@ class Step(StepBase):
         return f"vault: {len(self.vault.secrets)} secrets"
 
 
-def _register_values(value: Any) -> None:
-    if isinstance(value, str):
-        register_secret(value)
-    elif isinstance(value, dict):
-        for item in value.values():
-            _register_values(item)
-    elif isinstance(value, list):
-        for item in value:
-            _register_values(item)
-
-
 def vault_error(exc: Exception, what: str) -> StepError:
     """An hvac / requests failure as our error: final or worth retrying; Vault's message, never a value."""
     import hvac.exceptions as hx
@@ -180,6 +169,7 @@ class VaultSession:
         if not address:
             raise StepFailed("vault: no address (set address: in the spec or VAULT_ADDR)")
         self.address = address
+        self.leases: dict[str, int] = {}
         self.spec = spec
         self.ctx = ctx
         self.verify: Any = str(ctx.resolve(spec.ca_cert)) if spec.ca_cert else not spec.insecure
@@ -249,7 +239,10 @@ class VaultSession:
             data = data["data"]  # KV v2 wraps the values with their metadata
         if not isinstance(data, dict):
             raise StepFailed(f"vault read {path}: the answer has no key/value data")
-        _register_values(data)
+        register_values(data)
+        lease = response.get("lease_duration") if isinstance(response, dict) else None
+        if isinstance(lease, int) and lease > 0 and response.get("lease_id"):
+            self.leases[path] = lease  # a dynamic secret: how long its credentials live
         return data
 
     def revoke(self) -> None:
@@ -324,5 +317,8 @@ def run(step: Step, ctx: RunContext) -> str:
             session.revoke()
     for secret in spec.secrets:
         ctx.log.info(f"{secret.path} -> {secret.dest} ({secret.format}, mode {secret.mode:04o})")
+    ctx.output("paths", len(spec.secrets))
+    for path, seconds in session.leases.items():
+        ctx.output("lease_duration_" + re.sub(r"[^A-Za-z0-9_]", "_", path), seconds)
     return f"{len(spec.secrets)} secrets written"
 

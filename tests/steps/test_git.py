@@ -4,34 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
-
+from tests.helpers import git as _git
 from tests.helpers import run_cli
 from tests.httpservers import sequence
-
-
-def _git(*args: str, cwd: Path) -> str:
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@e", "PATH": "/usr/bin:/bin", "HOME": str(cwd)}
-    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
-
-
-@pytest.fixture()
-def origin(tmp_path: Path) -> Path:
-    repo = tmp_path / "origin"
-    repo.mkdir()
-    _git("init", "-q", "-b", "main", cwd=repo)
-    (repo / "index.html").write_text("v1\n")
-    _git("add", ".", cwd=repo)
-    _git("commit", "-q", "-m", "v1", cwd=repo)
-    _git("tag", "v1.0", cwd=repo)
-    (repo / "index.html").write_text("v2\n")
-    _git("commit", "-q", "-am", "v2", cwd=repo)
-    return repo
 
 
 def _run(tmp_path: Path, git: dict[str, Any], retries: int = 0) -> tuple[int, str, str]:
