@@ -41,11 +41,34 @@ def _load(path: str, defer_unset: bool = False) -> Spec:
 
 
 @app.command()
-def check(spec: Annotated[str, typer.Argument(help="The spec file ('-' for standard input).")]) -> None:
-    """Validate SPEC offline and print the plan: steps, order, what runs at the same time."""
+def check(
+    spec: Annotated[str, typer.Argument(help="The spec file ('-' for standard input).")],
+    online: Annotated[bool, typer.Option("--online", help="Also probe every dependency, read-only.")] = False,
+    timeout: Annotated[str, typer.Option(help="--online: for the whole preflight (all probes at once).")] = "30s",
+    strict: Annotated[bool, typer.Option("--strict", help="--online: a wait target not ready is a problem.")
+                      ] = False,
+    format: Annotated[str, typer.Option("--format", help="--online: text or json.")] = "text",
+) -> None:
+    """Validate SPEC offline and print the plan: steps, order, what runs at the same time. With --online, probe
+    every step's dependencies read-only and change nothing: exit 1 when a probe finds a problem."""
     from .plan import build_plan
 
+    if format not in ("text", "json"):
+        _err(f"check: --format is 'text' or 'json', not {format!r}")
+        raise typer.Exit(EXIT_USAGE)
     loaded = _load(spec)
+    if online:
+        from . import preflight
+        from .durations import parse_duration
+
+        try:
+            seconds = parse_duration(timeout)
+        except ValueError as exc:
+            _err(f"--timeout {timeout!r}: {exc}")
+            raise typer.Exit(EXIT_USAGE) from None
+        results = preflight.run(loaded, seconds, strict)
+        typer.echo(preflight.as_json(results) if format == "json" else preflight.text(results))
+        raise typer.Exit(EXIT_FAILED if any(f.result == preflight.PROBLEM for _, f in results) else EXIT_OK)
     plan = build_plan(loaded.steps)
     width = max(len(s.name) for s in loaded.steps)
     out = [f"{spec}: valid - {loaded.name}, {len(loaded.steps)} steps in {len(plan.levels)} stages"]

@@ -6,6 +6,7 @@ for hvac and prefect-init to talk to it as they would to Vault:
 - ``GET /v1/sys/health``: 200 active, 429 standby, 503 sealed, 501 not initialized, with the query flags
   ``standbyok``, ``activecode``, ``standbycode``, ``sealedcode``, ``uninitcode``.
 - Tokens: ``auth/token/lookup-self`` (GET), ``renew-self`` (POST), ``revoke-self`` (POST, 204).
+- ``sys/capabilities-self`` (POST ``{"paths": [...]}``): ``read`` on a path the token's policy covers, else ``deny``.
 - Logins: ``auth/<mount>/login`` for the kubernetes method (``role`` + ``jwt``) and approle (``role_id`` +
   ``secret_id``), answering the ``auth`` block with a new client token.
 - KV v2 ``<mount>/data/<path>`` with ``?version=``; a deleted or destroyed version answers 404 with its
@@ -171,6 +172,14 @@ class _Handler(BaseHTTPRequestHandler):
                 state.tokens.pop(token, None)
                 state.revoked.append(token)
             return self._send(204)
+        if path == "sys/capabilities-self" and method == "POST":  # what this token may do on each path
+            paths = body.get("paths") or ([body["path"]] if body.get("path") else [])
+            caps = {p: ["read"] if any((ns + p).startswith(prefix) for prefix in state.tokens[token]) else ["deny"]
+                    for p in paths}
+            data: dict[str, Any] = dict(caps)
+            if len(paths) == 1:
+                data["capabilities"] = caps[paths[0]]
+            return self._send(200, {**data, "data": data})
         if not any((ns + path).startswith(prefix) for prefix in state.tokens[token]):
             return self._errors(403, "permission denied")
         return self._read(path, ns, query)

@@ -24,6 +24,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
@@ -160,3 +161,27 @@ def run(step: Step, ctx: RunContext) -> str:
         with contextlib.suppress(OSError):
             os.unlink(output_file)
     return summary
+
+
+def probe(step: Step, ctx: RunContext) -> Any:
+    """The program is on PATH (or, with a path, there and executable) and ``cwd`` exists or an ancestor makes it."""
+    import shutil
+
+    from ..preflight import OK, PROBLEM, Finding
+
+    problems = []
+    cwd = ctx.resolve(step.cwd) if step.cwd else None
+    program = step.command[0]
+    produced = cwd is not None and ctx.produced_by_ancestor(cwd)  # type: ignore[attr-defined]
+    if "/" in program:
+        where = (cwd / program) if cwd is not None and not program.startswith("/") else Path(program)
+        if not (where.is_file() and os.access(where, os.X_OK)) and not produced:
+            problems.append(f"{program}: not an executable file")
+    elif shutil.which(program) is None:
+        problems.append(f"{program}: not found on PATH ({os.environ.get('PATH', '')})")
+    if cwd is not None and not cwd.is_dir() and not produced:
+        problems.append(f"cwd {cwd}: no such directory")
+    if problems:
+        return Finding(PROBLEM, problems)
+    return Finding(OK, [f"{program} found" + (f"; {cwd} made by an earlier step" if produced and cwd and
+                                               not cwd.is_dir() else "")])

@@ -196,3 +196,36 @@ def run(step: Step, ctx: RunContext) -> str:
         out.commit()
     ctx.log.info(f"{dest}: written ({sink.size} bytes, {fmt}, sha256 {digest[:12]})")
     return f"written {sink.size} bytes"
+
+
+def probe(step: Step, ctx: RunContext) -> Any:
+    """The document fetched into memory (bounded by ``max_bytes``) and checked as ``run`` would; ``dest`` is
+    never written."""
+    import io
+
+    from ..documents import parse
+    from ..preflight import CHANGE, OK, Finding
+
+    spec = step.config
+    where = f"config {redact(spec.url)}"
+    headers = {key: resolve_value(value, ctx, f"header {key}") for key, value in spec.headers.items()}
+    for value in headers.values():
+        register_secret(value)
+    schema = load_schema(ctx.resolve(spec.schema_)) if spec.schema_ else None
+    buffer = io.BytesIO()
+    sink = _Sink(buffer, spec.max_bytes, where, ctx.resolve(spec.dest))
+    content_type = None if spec.url.startswith("file://") else _fetch_http(spec, headers, sink, ctx, where)
+    if spec.url.startswith("file://"):
+        _fetch_file(spec, sink, where)
+    digest = sink.hash.hexdigest()
+    if spec.sha256 and digest != spec.sha256.lower():
+        raise StepFailed(f"{where}: sha256 mismatch: expected {spec.sha256.lower()}, got {digest}")
+    dest = ctx.resolve(spec.dest)
+    fmt = spec.format if spec.format != "auto" else guess_format(spec.url, str(dest), content_type=content_type)
+    if fmt is None:
+        raise StepFailed(f"{where}: cannot tell the format from the content type or the names; set format:")
+    buffer.seek(0)
+    check_document(parse(buffer, fmt, where), where, spec.required, schema)
+    if _same_content(dest, digest):
+        return Finding(OK, [f"{sink.size} bytes, valid, {dest} already holds it"])
+    return Finding(CHANGE, [f"write {dest} ({sink.size} bytes, valid {fmt})"])

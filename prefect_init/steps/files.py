@@ -18,6 +18,7 @@ import os
 import pwd
 import stat
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
@@ -129,3 +130,53 @@ def run(step: Step, ctx: RunContext) -> str:
     summary = f"{len(changes)} changes" if changes else "already in place"
     ctx.log.info(summary)
     return summary
+
+
+def probe(step: Step, ctx: RunContext) -> Any:
+    """For each path: whether it exists with the wanted type, mode and owner, and whether this user could make
+    it so (a writable parent to create it, ownership to chmod it, root to chown it)."""
+    from ..preflight import CHANGE, OK, PROBLEM, Finding
+
+    changes, problems = [], []
+    root = os.geteuid() == 0
+
+    def check(entry: DirEntry | FileEntry, is_dir: bool) -> None:
+        path = ctx.resolve(entry.path)
+        if not path.exists():
+            parent = next((p for p in path.parents if p.exists()), Path("/"))
+            if os.access(parent, os.W_OK) or ctx.produced_by_ancestor(path):  # type: ignore[attr-defined]
+                changes.append(f"create {path}{'/' if is_dir else ''}")
+            else:
+                problems.append(f"{path}: missing, and {parent} is not writable for this user")
+            return
+        if path.is_dir() != is_dir:
+            problems.append(f"{path}: exists and is not a {'directory' if is_dir else 'regular file'}")
+            return
+        st = path.stat()
+        if entry.mode is not None and stat.S_IMODE(st.st_mode) != entry.mode:
+            if root or st.st_uid == os.geteuid():
+                changes.append(f"mode {entry.mode:04o} {path}")
+            else:
+                problems.append(f"{path}: mode {stat.S_IMODE(st.st_mode):04o}, wanted {entry.mode:04o}, and this "
+                                f"user (uid {os.geteuid()}) does not own it")
+        if entry.owner is not None:
+            try:
+                uid, gid = resolve_owner(entry.owner)
+            except StepFailed as exc:
+                problems.append(str(exc))
+                return
+            if (uid != -1 and st.st_uid != uid) or (gid != -1 and st.st_gid != gid):
+                (changes if root else problems).append(
+                    f"owner {entry.owner} {path}" if root else f"{path}: owner {st.st_uid}:{st.st_gid}, wanted "
+                    f"{entry.owner}, and only root may chown")
+        if not is_dir and isinstance(entry, FileEntry) and entry.content is not None and \
+                path.read_bytes() != entry.content.encode():
+            changes.append(f"rewrite {path}")
+
+    for d in step.files.dirs:
+        check(d, True)
+    for f in step.files.files:
+        check(f, False)
+    if problems:
+        return Finding(PROBLEM, problems)
+    return Finding(CHANGE, changes) if changes else Finding(OK, ["already in place"])

@@ -28,6 +28,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, model_validator
 
@@ -199,3 +200,30 @@ def _checkout(spec: GitSpec, ctx: RunContext, env: dict[str, str]) -> str:
     ctx.output("revision", commit)
     ctx.output("ref", spec.ref)
     return f"checked out {commit[:12]}"
+
+
+def probe(step: Step, ctx: RunContext) -> Any:
+    """``git ls-remote`` for the ref, with the step's credentials (an ssh key too); nothing is fetched."""
+    from ..preflight import OK, PROBLEM, Finding
+
+    spec = step.git
+    key_file = None
+    try:
+        if spec.ssh_key is not None:
+            key = resolve_value(spec.ssh_key, ctx, "git ssh_key")
+            fd, key_file = tempfile.mkstemp(prefix="prefect-init-ssh-", suffix=".key")
+            os.fchmod(fd, 0o600)
+            os.write(fd, (key.rstrip("\n") + "\n").encode())
+            os.close(fd)
+        env = _environment(spec, ctx, key_file)
+        if FULL_SHA.match(spec.ref):
+            _git(["ls-remote", spec.repo, "HEAD"], ctx, env, f"git ls-remote {redact(spec.repo)}")
+            return Finding(OK, [f"{redact(spec.repo)} answers; commit {spec.ref[:12]} is checked at checkout"])
+        found = _git(["ls-remote", spec.repo, spec.ref], ctx, env, f"git ls-remote {redact(spec.repo)}")
+    finally:
+        if key_file:
+            with contextlib.suppress(OSError):
+                os.unlink(key_file)
+    if not found:
+        return Finding(PROBLEM, [f"{redact(spec.repo)}: no ref {spec.ref!r} (a branch, a tag or a full sha)"])
+    return Finding(OK, [f"{spec.ref} is {found.split()[0][:12]}"])

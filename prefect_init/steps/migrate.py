@@ -396,3 +396,39 @@ def run(step: Step, ctx: RunContext) -> str:
 
 
 __all__ = ["MigrateSpec", "Step", "run"]
+
+
+def probe(step: Step, ctx: RunContext) -> Any:
+    """Connect and read the history (a read-only session; nothing created): what ``run`` would apply or refuse."""
+    import psycopg
+
+    from ..preflight import CHANGE, OK, PROBLEM, Finding
+
+    spec = step.migrate
+    conn = _connect(spec.database, ctx)
+    try:
+        conn.execute("SET default_transaction_read_only = on")
+        table = spec.identifier()
+        if spec.command is not None:
+            try:
+                done = [a for a in _applied(conn, table) if a.version == spec.version]
+            except psycopg.errors.UndefinedTable:
+                done = []
+            if done:
+                return Finding(OK, [f"the command already ran for version {spec.version}"])
+            return Finding(CHANGE, [f"run {shlex.join(spec.command or [])} for version {spec.version}"])
+        try:
+            todo = _pending(conn, spec, table, ctx)
+        except StepFailed as exc:
+            return Finding(PROBLEM, str(exc).splitlines()[1:] or [str(exc)])
+        if todo is None:
+            versioned, repeatable = load_dir(ctx.resolve(spec.dir or ""))
+            first = [m.script for m in [*versioned, *repeatable]]
+            how = ("baseline " + spec.baseline if spec.baseline else "adopt Flyway's history" if spec.adopt
+                   else f"apply {len(first)} migrations")
+            return Finding(CHANGE, [f"no history table yet: create it and {how}"])
+        if not todo:
+            return Finding(OK, ["up to date"])
+        return Finding(CHANGE, [f"apply {', '.join(m.script for m in todo)}"])
+    finally:
+        conn.close()

@@ -155,3 +155,41 @@ def run_all(specs: list[TemplateSpec], ctx: RunContext) -> str:
 
 def run(step: Step, ctx: RunContext) -> str:
     return run_all([step.template], ctx)
+
+
+def probe(step: Step, ctx: RunContext) -> Any:
+    """The template parses, and every name it uses is in vars, secrets or files (an ancestor's output counts)."""
+    from ..preflight import OK, PROBLEM, Finding
+
+    return probe_all([step.template], ctx, Finding, OK, PROBLEM)
+
+
+def probe_all(specs: list[TemplateSpec], ctx: RunContext, finding: Any, ok: str, problem: str) -> Any:
+    from jinja2 import TemplateSyntaxError, meta
+
+    problems, notes = [], []
+    for spec in specs:
+        label = spec.label()
+        if spec.source is not None:
+            source = ctx.resolve(spec.source)
+            if not source.is_file():
+                if ctx.produced_by_ancestor(source):  # type: ignore[attr-defined]
+                    notes.append(f"{source}: produced by an earlier step")
+                else:
+                    problems.append(f"template {source}: no such file")
+                continue
+            text = source.read_text(encoding="utf-8")
+        else:
+            text = spec.inline or ""
+        try:
+            used = meta.find_undeclared_variables(_environment(None).parse(text))
+        except TemplateSyntaxError as exc:
+            problems.append(f"template {label}: syntax error at line {exc.lineno}: {exc.message}")
+            continue
+        given = set(spec.vars) | set(spec.secrets) | set(spec.files)
+        missing = sorted(used - given)
+        if missing:
+            problems.append(f"template {label}: undefined: {', '.join(missing)}")
+    if problems:
+        return finding(problem, problems)
+    return finding(ok, [f"{len(specs)} templates parse, every name defined", *notes])

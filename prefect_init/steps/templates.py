@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from ..context import RunContext
@@ -19,3 +21,10 @@ class Step(StepBase):
 
 def run(step: Step, ctx: RunContext) -> str:
     return run_all(step.templates, ctx)
+
+
+def probe(step: Step, ctx: RunContext) -> Any:
+    from ..preflight import OK, PROBLEM, Finding
+    from .template import probe_all
+
+    return probe_all(step.templates, ctx, Finding, OK, PROBLEM)

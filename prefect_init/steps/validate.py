@@ -17,7 +17,7 @@ no value is ever printed. A failure is final.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -73,3 +73,29 @@ def run(step: Step, ctx: RunContext) -> str:
         raise StepFailed(problems[0] if len(problems) == 1 else "\n".join(problems))
     ctx.log.info(f"{len(spec.files)} files valid")
     return f"{len(spec.files)} files valid"
+
+
+def probe(step: Step, ctx: RunContext) -> Any:
+    """Files that exist are checked; a missing one is fine when an earlier step writes it, else a problem."""
+    from ..preflight import OK, PROBLEM, Finding
+
+    existing, later, missing = [], [], []
+    for name in step.validate_.files:
+        path = ctx.resolve(name)
+        if path.exists():
+            existing.append(name)
+        elif ctx.produced_by_ancestor(path):  # type: ignore[attr-defined]
+            later.append(f"{path}: produced by an earlier step")
+        else:
+            missing.append(f"{path}: missing, and no earlier step writes it")
+    problems = list(missing)
+    if existing:
+        subset = Step.model_validate({"name": step.name, "validate": {
+            **step.validate_.model_dump(by_alias=True, exclude_unset=True), "file": existing}})
+        try:
+            run(subset, ctx)
+        except StepFailed as exc:
+            problems += str(exc).splitlines()
+    if problems:
+        return Finding(PROBLEM, problems)
+    return Finding(OK, [f"{len(existing)} files valid", *later])

@@ -322,3 +322,27 @@ def run(step: Step, ctx: RunContext) -> str:
         ctx.output("lease_duration_" + re.sub(r"[^A-Za-z0-9_]", "_", path), seconds)
     return f"{len(spec.secrets)} secrets written"
 
+
+
+def probe(step: Step, ctx: RunContext) -> Any:
+    """Log in as the step would, ask Vault for the token's capabilities on every path (``sys/capabilities-self``)
+    and report each path without ``read``; no secret is read, and a token made here is revoked."""
+    from ..preflight import OK, PROBLEM, Finding
+
+    spec = step.vault
+    session = VaultSession(spec, ctx)
+    revoke = spec.revoke_token if spec.revoke_token is not None else session.logged_in
+    try:
+        paths = [s.path for s in spec.secrets]
+        try:
+            answer = session.client(session.token).adapter.post("/v1/sys/capabilities-self", json={"paths": paths})
+        except Exception as exc:
+            raise vault_error(exc, "vault sys/capabilities-self") from None
+        found = answer.get("data", answer) if isinstance(answer, dict) else {}
+        denied = [p for p in paths if not {"read", "root", "sudo"} & set(found.get(p) or [])]
+    finally:
+        if revoke:
+            session.revoke()
+    if denied:
+        return Finding(PROBLEM, [f"{p}: this role/token may not read it (check the Vault policy)" for p in denied])
+    return Finding(OK, [f"logged in; read allowed on {len(paths)} paths"])

@@ -113,3 +113,22 @@ def run(step: Step, ctx: RunContext) -> str:
         lines = [not_ready(t, r) for t, r in missing]
         raise StepFailed(f"{len(missing)} of {len(targets)} targets not ready:\n" + "\n".join(lines))
     return f"{len(targets)} targets ready"
+
+
+def probe(step: Step, ctx: Any) -> Any:
+    """Each target checked once, not waited for: not ready is reported, a problem only with ``--strict``."""
+    from ..polling import NotReady
+    from ..preflight import CHANGE, OK, PROBLEM, Finding
+
+    waiting = []
+    for target in step.wait:
+        checker = target.checker(ctx)
+        try:
+            checker.check(max(0.1, min(step.attempt_timeout * 3, ctx.remaining())))
+        except NotReady as exc:
+            waiting.append(f"{target.label()}: {exc}")
+        finally:
+            checker.close()
+    if not waiting:
+        return Finding(OK, [f"{len(step.wait)} targets ready"])
+    return Finding(PROBLEM if ctx.strict else CHANGE, [f"wait for {w}" for w in waiting])
