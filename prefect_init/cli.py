@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -59,14 +61,8 @@ def check(
     loaded = _load(spec)
     if online:
         from . import preflight
-        from .durations import parse_duration
 
-        try:
-            seconds = parse_duration(timeout)
-        except ValueError as exc:
-            _err(f"--timeout {timeout!r}: {exc}")
-            raise typer.Exit(EXIT_USAGE) from None
-        results = preflight.run(loaded, seconds, strict)
+        results = preflight.run(loaded, _duration("--timeout", timeout), strict)
         typer.echo(preflight.as_json(results) if format == "json" else preflight.text(results))
         raise typer.Exit(EXIT_FAILED if any(f.result == preflight.PROBLEM for _, f in results) else EXIT_OK)
     plan = build_plan(loaded.steps)
@@ -231,13 +227,30 @@ def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
     return out
 
 
-def _command_error(exc: Exception) -> NoReturn:
+@contextmanager
+def _one_line_failures() -> Iterator[None]:
+    """A spec error (exit 2, one line per problem) or a command's own failure (its code, one line): no traceback."""
     from .api import CommandError
 
-    if isinstance(exc, CommandError):
+    try:
+        yield
+    except SpecError as exc:
+        for problem in exc.problems:
+            _err(str(problem))
+        raise typer.Exit(EXIT_USAGE) from None
+    except CommandError as exc:
         _err(f"prefect-init: {exc}")
-        raise typer.Exit(exc.code)
-    raise exc
+        raise typer.Exit(exc.code) from None
+
+
+def _duration(flag: str, value: str) -> float:
+    from .durations import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        _err(f"{flag} {value!r}: {exc}")
+        raise typer.Exit(EXIT_USAGE) from None
 
 
 @app.command()
@@ -270,14 +283,8 @@ def deploy(
     request = DeployRequest(spec=loaded, pool=pool, name=name, crons=list(cron or []), timezone=timezone,
                             image=image, namespace=namespace, service_account=service_account, env=variables,
                             tags=list(tag or []), base_dir=base_dir, create_pool=create_pool)
-    try:
+    with _one_line_failures():
         deployed = deploy_spec(request)
-    except SpecError as exc:
-        for problem in exc.problems:
-            _err(str(problem))
-        raise typer.Exit(EXIT_USAGE) from None
-    except Exception as exc:
-        _command_error(exc)
     if deployed.created_pool:
         typer.echo(f"created work pool {pool!r} ({create_pool})")
     typer.echo(f"deployment {deployed.name}: {deployed.url}")
@@ -294,25 +301,12 @@ def trigger(
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the run's end (default).")] = True,
 ) -> None:
     """Run a deployment and wait: one line per state change, and the failed steps if it fails."""
-    from .durations import parse_duration
     from .trigger import trigger as trigger_run
 
-    seconds = None
-    if timeout is not None:
-        try:
-            seconds = parse_duration(timeout)
-        except ValueError as exc:
-            _err(f"--timeout {timeout!r}: {exc}")
-            raise typer.Exit(EXIT_USAGE) from None
+    seconds = _duration("--timeout", timeout) if timeout is not None else None
     variables = _pairs(env, "--env")
-    try:
+    with _one_line_failures():
         code = trigger_run(target, variables, list(tag or []), seconds, wait, typer.echo)
-    except SpecError as exc:
-        for problem in exc.problems:
-            _err(str(problem))
-        raise typer.Exit(EXIT_USAGE) from None
-    except Exception as exc:
-        _command_error(exc)
     raise typer.Exit(code)
 
 
@@ -329,14 +323,8 @@ def runs(
     if spec and tag:
         _err("runs: give a SPEC or --tag, not both")
         raise typer.Exit(EXIT_USAGE)
-    try:
+    with _one_line_failures():
         rows = list_runs(spec_tag(spec) if spec else tag, failed, limit)
-    except SpecError as exc:
-        for problem in exc.problems:
-            _err(str(problem))
-        raise typer.Exit(EXIT_USAGE) from None
-    except Exception as exc:
-        _command_error(exc)
     typer.echo(table(rows) if rows else "no runs")
 
 

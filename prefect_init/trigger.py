@@ -67,7 +67,7 @@ def trigger(target: str, env: dict[str, str], tags: list[str], timeout: float | 
             say: Callable[[str], None]) -> int:
     from prefect.client.schemas.objects import StateType
     from prefect.exceptions import ObjectNotFound
-    from prefect.states import Cancelled, Cancelling
+    from prefect.states import Cancelling
 
     name = deployment_name(target)
     with client(no_api_code=2) as prefect:
@@ -94,8 +94,9 @@ def trigger(target: str, env: dict[str, str], tags: list[str], timeout: float | 
             if state is not None and state.type.value in FINAL:
                 break
             if timeout is not None and time.monotonic() - started > timeout:
-                not_started = state is None or state.type in (StateType.SCHEDULED, StateType.PENDING)
-                prefect.set_flow_run_state(run.id, Cancelled() if not_started else Cancelling(), force=True)
+                # as Prefect's own `flow-run cancel`: the server turns a run no worker has yet into Cancelled at
+                # once; one a worker is starting or running gets Cancelling, and its worker stops it
+                prefect.set_flow_run_state(run.id, Cancelling())
                 say(f"timed out after {timeout:g}s: cancelling the run")
                 end = time.monotonic() + CANCEL_WAIT
                 while time.monotonic() < end:
