@@ -149,3 +149,28 @@ def test_a_fresh_database_gets_no_history_table(tmp_path: Path, pg: Any) -> None
     assert result.code == 0, result.output
     assert "create it and apply 1 migrations" in result.stdout
     assert _q(pg.dsn, "SELECT to_regclass('prefect_init_schema_history') IS NULL") == [(True,)]
+
+
+def test_preflight_and_migrations_do_not_import_prefect(tmp_path: Path, pg: Any) -> None:
+    """They run where prefect-init runs without an API (an initContainer, a CI job): no `import prefect`."""
+    import subprocess
+    import sys
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "V1__a.sql").write_text("CREATE TABLE a (id int);")
+    spec = write_spec(tmp_path, f"""
+        version: 1
+        name: light
+        steps:
+          - name: migrate
+            migrate: {{database: "{pg.dsn}", dir: {tmp_path / 'm'}}}
+          - name: build
+            command: [sh, -c, "true"]
+        """)
+    probe = ("import sys\nfrom prefect_init.cli import app\n"
+             "try:\n    app(sys.argv[1:])\nexcept SystemExit as exc:\n    code = exc.code\n"
+             "print('\\nEXIT', code, 'PREFECT', 'prefect' in sys.modules)\n")
+    for args in (["check", str(spec), "--online"], ["migrations", str(spec)]):
+        out = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=120,
+                             env=clean_env()).stdout
+        assert out.strip().splitlines()[-1] == "EXIT 0 PREFECT False", out
