@@ -39,46 +39,49 @@ def guess_format(*names: str, content_type: str | None = None) -> Format | None:
 
 
 MAX_DOCUMENT_NODES = 1_000_000
-"""A YAML document may expand (its aliases counted as copies) to at most this many values."""
+"""Aliases may add at most this many values to a YAML document (each reference to an anchored part counted as a
+copy of it). A large document without aliases is not limited: only what aliases multiply is."""
 
 
 class _TooLarge(Exception):
     pass
 
 
-def expanded_size(data: Any, limit: int) -> int:
-    """How many values ``data`` holds with every shared (aliased) part counted as often as it appears.
+def alias_expansion(data: Any, limit: int) -> int:
+    """How many values the aliases of ``data`` add when every shared part is counted as often as it is referenced.
 
     Linear in the distinct containers (sizes are memoised), so a "billion laughs" document is measured, not
     walked; raises :class:`_TooLarge` past ``limit`` and for a document that contains itself."""
     sizes: dict[int, int] = {}
     in_progress: set[int] = set()
+    added = 0
 
     def size(value: Any) -> int:
+        nonlocal added
         if not isinstance(value, dict | list):
             return 1
         key = id(value)
-        if key in sizes:
+        if key in sizes:  # a second reference to the same part: an alias, counted as a copy
+            added += sizes[key]
+            if added > limit:
+                raise _TooLarge(f"its aliases expand it by more than {limit:,} values")
             return sizes[key]
         if key in in_progress:
             raise _TooLarge("it contains itself (a recursive alias)")
         in_progress.add(key)
         children = [*value.keys(), *value.values()] if isinstance(value, dict) else value
-        total = 1
-        for child in children:
-            total += size(child)
-            if total > limit:
-                raise _TooLarge(f"its aliases expand it to more than {limit:,} values")
+        total = 1 + sum(size(child) for child in children)
         in_progress.discard(key)
         sizes[key] = total
         return total
 
-    return size(data)
+    size(data)
+    return added
 
 
 def _bounded(data: Any, where: str) -> Any:
     try:
-        expanded_size(data, MAX_DOCUMENT_NODES)
+        alias_expansion(data, MAX_DOCUMENT_NODES)
     except _TooLarge as exc:
         raise StepFailed(f"{where}: refused: {exc}") from None
     except RecursionError:
