@@ -49,6 +49,10 @@ def run_attempt(step: StepBase, ctx: RunContext) -> str:
         raise StepFailed(redact(f"unexpected {type(exc).__name__}: {exc}")) from None
 
 
+SIGNAL_SLICE = 0.25
+"""The longest the scheduler's thread waits at once, so a signal's handler runs within this time."""
+
+
 def backoff_delay(attempt: int, policy: Policy, rng: random.Random | None = None) -> float:
     """The pause after failed attempt number ``attempt`` (1-based): doubling, capped, +-20 % jitter."""
     base = min(policy.max_retry_delay, policy.retry_delay * (2 ** (attempt - 1)))
@@ -167,7 +171,9 @@ def run_spec_with(spec: Spec, executor: Executor, reporter: Reporter, cancel: th
                         running[pool.submit(context.run, executor.execute, step, spec.policy(step))] = name
             if not running:
                 break
-            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            # in slices: a SIGTERM delivered to a worker thread runs its Python handler only when the main
+            # thread executes bytecode again, and an untimed wait would hold it until a step ends by itself
+            done, _ = wait(list(running), timeout=SIGNAL_SLICE, return_when=FIRST_COMPLETED)
             for future in done:
                 name = running.pop(future)
                 step = spec.step(name)
