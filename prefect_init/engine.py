@@ -59,11 +59,6 @@ def backoff_delay(attempt: int, policy: Policy, rng: random.Random | None = None
     return min(policy.max_retry_delay, base * (rng or random).uniform(0.8, 1.2))
 
 
-def retry_delays(policy: Policy) -> list[float]:
-    """The un-jittered pauses between attempts (what the Prefect executor gives Prefect)."""
-    return [min(policy.max_retry_delay, policy.retry_delay * 2**i) for i in range(policy.retries)]
-
-
 class Executor(Protocol):
     def execute(self, step: StepBase, policy: Policy) -> StepOutcome:
         """Run ``step`` to its end (all attempts) and say how it went. Never raises."""
