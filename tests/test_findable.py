@@ -60,6 +60,7 @@ def test_pods_are_told_apart_and_events_arrive(prefect_server: PrefectServer, tm
     for pod in ("shop-7d9f-aaaaa", "shop-7d9f-bbbbb", "shop-7d9f-ccccc"):
         result = run_cli("run", str(spec), "--require-api", env=_pod_env(prefect_server, pod))
         assert result.code == 0, result.output
+        assert "warning" not in result.stderr, result.stderr  # everything, events included, was recorded
     runs = _runs(prefect_server, tags={"all_": [f"spec:{name}"]})
     assert [r["name"] for r in runs] == [f"{name}/shop-7d9f-aaaaa", f"{name}/shop-7d9f-bbbbb",
                                          f"{name}/shop-7d9f-ccccc"]

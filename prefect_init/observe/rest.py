@@ -7,6 +7,7 @@ held pods back when the API went away. These calls are the API's documented endp
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import httpx
@@ -17,6 +18,13 @@ CALL_TIMEOUT = httpx.Timeout(2.0, connect=1.0)
 
 class ApiLost(Exception):
     """The API did not answer in time, refused the connection or answered 5xx: nothing more is sent."""
+
+
+class _Busy(Exception):
+    """A 5xx or 429: worth one more try."""
+
+
+RETRY_PAUSE = 0.2
 
 
 class ApiRefused(ApiLost):
@@ -59,6 +67,18 @@ class PrefectRest:
         self.client = httpx.Client(base_url=url.rstrip("/"), headers=headers or {}, timeout=timeout)
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
+        """One call; a 5xx or 429 (a busy server, a locked database) is tried once more after 0.2 s, anything
+        else that fails is final at once. Bounded: at most two calls of :data:`CALL_TIMEOUT`."""
+        try:
+            return self._call(method, path, body)
+        except _Busy:
+            time.sleep(RETRY_PAUSE)
+            try:
+                return self._call(method, path, body)
+            except _Busy as exc:
+                raise ApiLost(str(exc)) from None
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
         try:
             response = self.client.request(method, path, json=body)
         except httpx.TimeoutException:
@@ -70,6 +90,8 @@ class PrefectRest:
             raise ApiLost(f"connection lost: {type(exc).__name__}") from None
         if response.status_code in (401, 403):
             raise ApiRefused(response.status_code)
+        if response.status_code >= 500 or response.status_code == 429:
+            raise _Busy(f"HTTP {response.status_code} on {method} {path.split('?')[0]}")
         if response.status_code >= 400:
             raise ApiLost(f"HTTP {response.status_code} on {method} {path.split('?')[0]}")
         return response.json() if response.content else None
