@@ -20,6 +20,7 @@ from .plan import build_plan
 from .redaction import redact
 from .registry import kind_module
 from .spec import Spec, StepBase
+from .writes import step_writes
 
 OK, CHANGE, PROBLEM = "ok", "would change", "problem"
 
@@ -48,29 +49,6 @@ class _Quiet:
     def error(self, msg: str, *args: Any, **kwargs: Any) -> None: ...
 
 
-def written_paths(raw: Any, spec: Spec) -> list[Path]:
-    """What a step writes: every ``dest``, and the paths of a ``files`` step."""
-    out: list[Path] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "dest" and isinstance(value, str):
-                    out.append(spec.resolve(value))
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    if isinstance(raw, dict):
-        walk(raw)
-        files = raw.get("files")
-        if isinstance(files, dict):
-            out += [spec.resolve(e["path"]) for group in ("dirs", "files") for e in files.get(group) or []
-                    if isinstance(e, dict) and isinstance(e.get("path"), str)]
-    return out
-
-
 def _probe(step: StepBase, ctx: ProbeContext) -> Finding:
     module = kind_module(step.kind)
     probe = getattr(module, "probe", None)
@@ -93,7 +71,8 @@ def run(spec: Spec, timeout: float, strict: bool) -> list[tuple[StepBase, Findin
     pool = ThreadPoolExecutor(max_workers=max(1, len(spec.steps)), thread_name_prefix="probe")
     futures = {}
     for step in spec.steps:
-        before = [p for name in ancestors(plan.needs, step.name) for p in written_paths(raw_steps.get(name), spec)]
+        before = [spec.resolve(path) for name in ancestors(plan.needs, step.name)
+                  for path, _ in step_writes(raw_steps.get(name))]
         ctx = ProbeContext(step.name, deadline, timeout, cancel, _Quiet(), spec.base_dir, strict=strict,
                            written_before=before)
         futures[step.name] = pool.submit(_probe, step, ctx)

@@ -10,8 +10,7 @@ from typing import Any
 
 import httpx
 
-from .api import CommandError
-from .apimode import api_answers, configured_api_url
+from .api import CommandError, api_url
 from .observe.rest import auth_headers
 
 FLOW_NAME = "prefect-init"
@@ -53,11 +52,7 @@ def _when(value: str | None) -> str:
 
 
 def list_runs(tag: str | None, failed: bool, limit: int) -> list[Row]:
-    url = configured_api_url()
-    if url is None:
-        raise CommandError("no Prefect API configured (set PREFECT_API_URL)", 2)
-    if not api_answers(url):
-        raise CommandError(f"the Prefect API at {url} does not answer", 2)
+    url = api_url(no_api_code=2)
     ui = url.rstrip("/").removesuffix("/api")
     with httpx.Client(base_url=url.rstrip("/"), headers=auth_headers(), timeout=30) as client:
         try:

@@ -7,7 +7,6 @@ cancelled); 2 an unknown deployment, no API, or bad flags.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +24,6 @@ POLL = 0.5
 CANCEL_WAIT = 15.0
 """After a timeout, how long to wait for the run to reach CANCELLED before saying it was asked to."""
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-_EXCEPTION_PREFIX = re.compile(r"^Task run encountered an exception \w+: ")
 
 
 def deployment_name(target: str) -> str:
@@ -56,7 +54,7 @@ def failed_steps(prefect: SyncPrefectClient, flow_run_id: UUID) -> list[str]:
             type=TaskRunFilterStateType(any_=[StateType.FAILED, StateType.CRASHED]))))
     out = []
     for run in sorted(runs, key=lambda r: str(r.start_time or r.expected_start_time or "")):
-        message = _EXCEPTION_PREFIX.sub("", (run.state.message if run.state else "") or "failed")
+        message = (run.state.message if run.state else "") or "failed"  # the step's error, as the observer set it
         attempts = max(1, run.run_count)
         tries = f" after {attempts} attempts" if attempts > 1 else ""
         out.append(f"step {run.name} failed{tries}: {one_line(message, 400)}")

@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from ..spec import Spec
+from ..writes import step_writes
 from .options import RenderOptions
 
 UID = 10001
@@ -72,28 +73,7 @@ def resources() -> Doc:
 
 def _written(spec: Spec) -> list[tuple[str, bool]]:
     """(path, is a directory) of everything the spec writes, from the spec's data."""
-    out: list[tuple[str, bool]] = []
-
-    def walk(node: Any, under_git: bool) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "dest" and isinstance(value, str):
-                    out.append((value, under_git))
-                walk(value, under_git or key == "git")
-        elif isinstance(node, list):
-            for item in node:
-                walk(item, under_git)
-
-    for step in (spec.data or {}).get("steps", []):
-        if not isinstance(step, dict):
-            continue
-        walk(step, False)
-        files = step.get("files")
-        if isinstance(files, dict):
-            for group, is_dir in (("dirs", True), ("files", False)):
-                out += [(e["path"], is_dir) for e in files.get(group) or [] if isinstance(e, dict)
-                        and isinstance(e.get("path"), str)]
-    return out
+    return [w for step in (spec.data or {}).get("steps", []) for w in step_writes(step)]
 
 
 def _vault_dests(spec: Spec) -> list[str]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, Literal
 from urllib.parse import unquote, urlsplit
@@ -37,7 +38,7 @@ from pydantic import Field
 
 from ..atomic import AtomicFile, make_parent, write_error
 from ..context import RunContext
-from ..documents import check_document, guess_format, load_schema, parse_file
+from ..documents import Format, check_document, guess_format, load_schema, parse_file
 from ..durations import Duration
 from ..errors import RetryableError, StepFailed
 from ..redaction import redact, register_secret
@@ -160,32 +161,47 @@ def _same_content(path: Path, digest: str) -> bool:
         return False
 
 
-def run(step: Step, ctx: RunContext) -> str:
-    spec = step.config
-    where = f"config {redact(spec.url)}"
-    dest = ctx.resolve(spec.dest)
+def _inputs(spec: ConfigSpec, ctx: RunContext) -> tuple[dict[str, str], Any]:
+    """The headers (read now, registered as secrets) and the schema, before anything is fetched or created."""
     headers = {key: resolve_value(value, ctx, f"header {key}") for key, value in spec.headers.items()}
     for value in headers.values():  # inline values too: they usually come from ${TOKEN}
         register_secret(value)
-    schema = load_schema(ctx.resolve(spec.schema_)) if spec.schema_ else None
+    return headers, load_schema(ctx.resolve(spec.schema_)) if spec.schema_ else None
+
+
+def _fetch_and_check(spec: ConfigSpec, ctx: RunContext, inputs: tuple[dict[str, str], Any], handle: IO[bytes],
+                     dest: Path, read: Callable[[Format, str], Any]) -> tuple[_Sink, str]:
+    """Stream the document into ``handle`` and check it (checksum, format, required keys, schema) as ``read``
+    gives it back; (what was streamed, its format). Every failure is a step error; ``dest`` is not touched."""
+    where = f"config {redact(spec.url)}"
+    headers, schema = inputs
+    sink = _Sink(handle, spec.max_bytes, where, dest)
+    content_type = None if spec.url.startswith("file://") else _fetch_http(spec, headers, sink, ctx, where)
+    if spec.url.startswith("file://"):
+        _fetch_file(spec, sink, where)
+    try:
+        handle.flush()
+    except OSError as exc:
+        raise write_error(dest, exc) from None
+    digest = sink.hash.hexdigest()
+    if spec.sha256 and digest != spec.sha256.lower():
+        raise StepFailed(f"{where}: sha256 mismatch: expected {spec.sha256.lower()}, got {digest}")
+    fmt = spec.format if spec.format != "auto" else guess_format(spec.url, str(dest), content_type=content_type)
+    if fmt is None:
+        raise StepFailed(f"{where}: cannot tell the format from the content type or the names; set format:")
+    check_document(read(fmt, where), where, spec.required, schema)
+    return sink, fmt
+
+
+def run(step: Step, ctx: RunContext) -> str:
+    spec = step.config
+    dest = ctx.resolve(spec.dest)
+    inputs = _inputs(spec, ctx)
     make_parent(dest)
     with AtomicFile(dest, spec.mode) as out:
-        sink = _Sink(out.handle, spec.max_bytes, where, dest)
-        content_type = None if spec.url.startswith("file://") else _fetch_http(spec, headers, sink, ctx, where)
-        if spec.url.startswith("file://"):
-            _fetch_file(spec, sink, where)
-        try:
-            out.handle.flush()
-        except OSError as exc:
-            raise write_error(dest, exc) from None
+        sink, fmt = _fetch_and_check(spec, ctx, inputs, out.handle, dest,
+                                     lambda fmt, where: parse_file(out.temp_path, fmt, where))
         digest = sink.hash.hexdigest()
-        if spec.sha256 and digest != spec.sha256.lower():
-            raise StepFailed(f"{where}: sha256 mismatch: expected {spec.sha256.lower()}, got {digest}")
-        fmt = spec.format if spec.format != "auto" else guess_format(spec.url, str(dest), content_type=content_type)
-        if fmt is None:
-            raise StepFailed(f"{where}: cannot tell the format from the content type or the names; set format:")
-        data = parse_file(out.temp_path, fmt, where)
-        check_document(data, where, spec.required, schema)
         ctx.output("sha256", digest)
         ctx.output("bytes", sink.size)
         if _same_content(dest, digest):
@@ -207,25 +223,14 @@ def probe(step: Step, ctx: RunContext) -> Any:
     from ..preflight import CHANGE, OK, Finding
 
     spec = step.config
-    where = f"config {redact(spec.url)}"
-    headers = {key: resolve_value(value, ctx, f"header {key}") for key, value in spec.headers.items()}
-    for value in headers.values():
-        register_secret(value)
-    schema = load_schema(ctx.resolve(spec.schema_)) if spec.schema_ else None
-    buffer = io.BytesIO()
-    sink = _Sink(buffer, spec.max_bytes, where, ctx.resolve(spec.dest))
-    content_type = None if spec.url.startswith("file://") else _fetch_http(spec, headers, sink, ctx, where)
-    if spec.url.startswith("file://"):
-        _fetch_file(spec, sink, where)
-    digest = sink.hash.hexdigest()
-    if spec.sha256 and digest != spec.sha256.lower():
-        raise StepFailed(f"{where}: sha256 mismatch: expected {spec.sha256.lower()}, got {digest}")
     dest = ctx.resolve(spec.dest)
-    fmt = spec.format if spec.format != "auto" else guess_format(spec.url, str(dest), content_type=content_type)
-    if fmt is None:
-        raise StepFailed(f"{where}: cannot tell the format from the content type or the names; set format:")
-    buffer.seek(0)
-    check_document(parse(buffer, fmt, where), where, spec.required, schema)
-    if _same_content(dest, digest):
+    buffer = io.BytesIO()
+
+    def read(fmt: Format, where: str) -> Any:
+        buffer.seek(0)
+        return parse(buffer, fmt, where)
+
+    sink, fmt = _fetch_and_check(spec, ctx, _inputs(spec, ctx), buffer, dest, read)
+    if _same_content(dest, sink.hash.hexdigest()):
         return Finding(OK, [f"{sink.size} bytes, valid, {dest} already holds it"])
     return Finding(CHANGE, [f"write {dest} ({sink.size} bytes, valid {fmt})"])

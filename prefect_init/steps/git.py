@@ -27,6 +27,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -150,21 +151,28 @@ def _init(spec: GitSpec, directory: Path, ctx: RunContext, env: dict[str, str]) 
     return _fetch_and_checkout(spec, directory, ctx, env)
 
 
-def run(step: Step, ctx: RunContext) -> str:
-    """Check the repository out at ``ref``; an ssh key is copied to a 0600 temporary file for the attempt."""
-    spec = step.git
+@contextlib.contextmanager
+def _git_env(spec: GitSpec, ctx: RunContext) -> Iterator[dict[str, str]]:
+    """git's environment for this attempt; an ssh key is copied to a 0600 temporary file, removed afterwards."""
     if spec.ssh_key is None:
-        return _checkout(spec, ctx, _environment(spec, ctx))
+        yield _environment(spec, ctx)
+        return
     key = resolve_value(spec.ssh_key, ctx, "git ssh_key")
     fd, key_file = tempfile.mkstemp(prefix="prefect-init-ssh-", suffix=".key")
     try:
         os.fchmod(fd, 0o600)
         os.write(fd, (key.rstrip("\n") + "\n").encode())
         os.close(fd)
-        return _checkout(spec, ctx, _environment(spec, ctx, key_file))
+        yield _environment(spec, ctx, key_file)
     finally:
         with contextlib.suppress(OSError):
             os.unlink(key_file)
+
+
+def run(step: Step, ctx: RunContext) -> str:
+    """Check the repository out at ``ref``."""
+    with _git_env(step.git, ctx) as env:
+        return _checkout(step.git, ctx, env)
 
 
 def _checkout(spec: GitSpec, ctx: RunContext, env: dict[str, str]) -> str:
@@ -207,23 +215,11 @@ def probe(step: Step, ctx: RunContext) -> Any:
     from ..preflight import OK, PROBLEM, Finding
 
     spec = step.git
-    key_file = None
-    try:
-        if spec.ssh_key is not None:
-            key = resolve_value(spec.ssh_key, ctx, "git ssh_key")
-            fd, key_file = tempfile.mkstemp(prefix="prefect-init-ssh-", suffix=".key")
-            os.fchmod(fd, 0o600)
-            os.write(fd, (key.rstrip("\n") + "\n").encode())
-            os.close(fd)
-        env = _environment(spec, ctx, key_file)
+    with _git_env(spec, ctx) as env:
         if FULL_SHA.match(spec.ref):
             _git(["ls-remote", spec.repo, "HEAD"], ctx, env, f"git ls-remote {redact(spec.repo)}")
             return Finding(OK, [f"{redact(spec.repo)} answers; commit {spec.ref[:12]} is checked at checkout"])
         found = _git(["ls-remote", spec.repo, spec.ref], ctx, env, f"git ls-remote {redact(spec.repo)}")
-    finally:
-        if key_file:
-            with contextlib.suppress(OSError):
-                os.unlink(key_file)
     if not found:
         return Finding(PROBLEM, [f"{redact(spec.repo)}: no ref {spec.ref!r} (a branch, a tag or a full sha)"])
     return Finding(OK, [f"{spec.ref} is {found.split()[0][:12]}"])

@@ -16,7 +16,6 @@ HTTP, without importing prefect, so a pod that only waits stays at local-mode co
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import httpx
@@ -28,8 +27,6 @@ from ...observe.rest import auth_headers
 from ...polling import NotReady
 from ...spec import StrictModel
 from . import Checker, TargetBase
-
-_EXCEPTION_PREFIX = re.compile(r"^Task run encountered an exception \w+: ")
 
 
 class PrefectRun(StrictModel):
@@ -104,7 +101,7 @@ class RunChecker:
                 "task_runs": {"state": {"type": {"any_": ["FAILED", "CRASHED"]}}}, "limit": 5}, timeout)
             if failed:
                 first = failed[0]
-                message = _EXCEPTION_PREFIX.sub("", (first.get("state") or {}).get("message") or "failed")
+                message = (first.get("state") or {}).get("message") or "failed"
                 reason += f": step {first.get('name')} failed: {message.splitlines()[0][:300]}"
         raise NotReady(reason)
 
