@@ -2,7 +2,7 @@
 
 The one import name is ``prefect_init``; its ``tasks`` and ``flows`` subpackages live in the top-level ``tasks/``
 and ``flows/`` folders. setuptools' own discovery (``find_packages``) walks each of the three trees, so a new
-subpackage anywhere is shipped without editing a list: a hand-kept list once left ``prefect_init.steps.targets``
+subpackage anywhere is shipped without editing a list: a hand-kept list once left ``prefect_init.kinds.wait.targets``
 out of the wheel, and every ``wait`` step crashed in any image.
 """
 

@@ -21,18 +21,19 @@ from prefect.runtime import flow_run
 from prefect.settings import get_current_settings
 from prefect.states import Failed
 
-from prefect_init.engine import LocalExecutor, install_sigterm, run_spec_with
 from prefect_init.errors import SpecError, SpecProblem
-from prefect_init.identity import Identity
-from prefect_init.observe.observer import Observer
-from prefect_init.observe.reporter import ObservingReporter
-from prefect_init.observe.rest import PrefectRest
-from prefect_init.outcome import FAILED, publish
-from prefect_init.plan import build_plan
-from prefect_init.prefect_mode import CLOSE_BUDGET
-from prefect_init.redaction import install_logging_filter, redact
-from prefect_init.reporter import PlainReporter
-from prefect_init.spec import Spec, load_spec, parse_spec
+from prefect_init.prefect_adapter.mirror import CLOSE_BUDGET
+from prefect_init.prefect_adapter.mirror_reporter import ObservingReporter
+from prefect_init.prefect_adapter.observer import Observer
+from prefect_init.prefect_adapter.rest import PrefectRest
+from prefect_init.run.engine import LocalExecutor, install_sigterm, run_spec_with
+from prefect_init.run.identity import Identity
+from prefect_init.run.outcome import FAILED, publish
+from prefect_init.run.reporter import PlainReporter
+from prefect_init.runtime.redaction import install_logging_filter, redact
+from prefect_init.spec.load import load_spec, parse_spec
+from prefect_init.spec.model import Spec
+from prefect_init.spec.plan import build_plan
 
 CANCEL = threading.Event()
 """Set on SIGTERM: running steps stop, nothing new starts, the status is still written."""

@@ -9,10 +9,10 @@ from typing import Any
 
 from prefect.logging import get_run_logger
 
-from prefect_init.context import RunContext
-from prefect_init.engine import run_attempt
-from prefect_init.redaction import install_logging_filter, redact
-from prefect_init.spec import StepBase
+from prefect_init.run.engine import run_attempt
+from prefect_init.runtime.context import RunContext
+from prefect_init.runtime.redaction import install_logging_filter, redact
+from prefect_init.spec.model import StepBase
 
 TASK_OPTIONS: dict[str, Any] = {"persist_result": False, "cache_policy": None, "log_prints": False}
 """No result is stored (a result may be derived from a secret); no cache (a cache key hashes the inputs)."""

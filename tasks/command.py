@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prefect import task
 
-from prefect_init.spec import FromFile
-from prefect_init.steps import command
+from prefect_init.kinds import command
+from prefect_init.spec.model import FromFile
 from prefect_init.tasks._common import TASK_OPTIONS, run_step_model
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect import task
 
-from prefect_init.steps import config
+from prefect_init.kinds import config
 from prefect_init.tasks._common import TASK_OPTIONS, run_step_model
 
 

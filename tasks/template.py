@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import task
 
-from prefect_init.steps import template
+from prefect_init.kinds import template
 from prefect_init.tasks._common import TASK_OPTIONS, run_step_model
 
 

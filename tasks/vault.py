@@ -11,7 +11,7 @@ from typing import Any
 
 from prefect import task
 
-from prefect_init.steps import vault
+from prefect_init.kinds import vault
 from prefect_init.tasks._common import TASK_OPTIONS, task_context
 
 
@@ -71,8 +71,8 @@ def write_secret_file(secret: SecretData, dest: str, format: str = "json", mode:
         write_secret_file(secret, "/secrets/db.env", format="env")
         ```
     """
-    from prefect_init.atomic import write_atomic
-    from prefect_init.spec import parse_mode
+    from prefect_init.runtime.atomic import write_atomic
+    from prefect_init.spec.model import parse_mode
 
     write_atomic(dest, vault.render(secret.values, format, secret.path), mode=parse_mode(mode))
     return f"{secret.path} -> {dest}"

@@ -12,8 +12,8 @@ from typing import Any
 from prefect import task
 
 from prefect_init.errors import StepFailed
-from prefect_init.steps.targets import TargetBase, dns, file, http, postgres, redis, tcp
-from prefect_init.steps.wait import not_ready, wait_for_target
+from prefect_init.kinds.wait.step import not_ready, wait_for_target
+from prefect_init.kinds.wait.targets import TargetBase, dns, file, http, postgres, redis, tcp
 from prefect_init.tasks._common import TASK_OPTIONS, task_context
 
 

@@ -1,6 +1,6 @@
 """Test what users install: the wheel, built and installed regularly (not -e), by the Dockerfile's own commands.
 
-A hand-kept package list once shipped a wheel without ``prefect_init.steps.targets``: every ``wait`` step crashed
+A hand-kept package list once shipped a wheel without ``prefect_init.kinds.wait.targets``: every ``wait`` step crashed
 in any image while the editable-install suite stayed green. No Docker daemon runs here, so this test runs the
 install commands of ``deployments/Dockerfile`` itself, in a fresh virtual environment.
 """
@@ -98,7 +98,7 @@ def test_the_wheel_holds_every_module_and_runs_when_installed(tmp_path: Path) ->
     for folder in ("tasks", "flows"):
         expected |= {f"prefect_init/{folder}/{p.relative_to(ROOT / folder).as_posix()}"
                      for p in (ROOT / folder).rglob("*.py")}
-    assert "prefect_init/steps/targets/tcp.py" in expected  # the module the hand-kept list once lost
+    assert "prefect_init/kinds/wait/targets/tcp.py" in expected  # the module the hand-kept list once lost
     assert expected - shipped == set(), "modules missing from the wheel"
 
     venv = tmp_path / "venv"
@@ -128,6 +128,6 @@ def test_the_wheel_holds_every_module_and_runs_when_installed(tmp_path: Path) ->
     assert "[command] ok" in run.stderr
     assert (outside / "out" / "data" / "ready").read_text() == "ok\n"
     # and it really ran the installed copy, not the checkout
-    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import prefect_init.steps.targets.tcp as m; "
+    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import prefect_init.kinds.wait.targets.tcp as m; "
                             "print(m.__file__)"], cwd=outside, capture_output=True, text=True, check=True).stdout
     assert str(venv) in where and str(ROOT) not in where

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import yaml
 
-from ..spec import Spec
-from .options import KINDS, RenderOptions
-from .pod import Doc
-from .workloads import cronjob, deployment, job
+from prefect_init.render.options import KINDS, RenderOptions
+from prefect_init.render.pod import Doc
+from prefect_init.render.workloads import cronjob, deployment, job
+from prefect_init.spec.model import Spec
 
 __all__ = ["KINDS", "RenderOptions", "documents", "render", "to_yaml"]
 
@@ -38,15 +37,12 @@ def to_yaml(docs: list[Doc]) -> str:
 
 
 def documents(kind: str, spec: Spec, options: RenderOptions) -> list[Doc]:
-    """The manifests of ``kind`` (not ``work-pool``, which is JSON: see :func:`render`)."""
+    """The manifests of ``kind``: ``init-container``, ``job`` or ``cronjob``."""
     makers = {"init-container": deployment, "job": job, "cronjob": cronjob}
     return makers[kind](spec, options)
 
 
 def render(kind: str, spec: Spec, options: RenderOptions) -> str:
-    if kind == "work-pool":
-        from .workpool import base_job_template
-
-        template: dict[str, Any] = base_job_template(options)
-        return json.dumps(template, indent=2) + "\n"
+    """The YAML stream of ``kind``; the work pool's template is the Prefect adapter's
+    (:func:`prefect_init.prefect_adapter.workpool.render_work_pool`)."""
     return to_yaml(documents(kind, spec, options))

@@ -7,9 +7,9 @@ import posixpath
 import re
 from typing import Any
 
-from ..spec import Spec
-from ..writes import step_writes
-from .options import RenderOptions
+from prefect_init.render.options import RenderOptions
+from prefect_init.spec.model import Spec
+from prefect_init.spec.writes import step_writes
 
 UID = 10001
 """The image's non-root user (``deployments/Dockerfile``)."""

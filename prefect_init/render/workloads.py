@@ -5,10 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..plan import build_plan
-from ..spec import Spec
-from .options import RenderOptions
-from .pod import (
+from prefect_init.render.options import RenderOptions
+from prefect_init.render.pod import (
     CONTAINER,
     Doc,
     config_map,
@@ -19,6 +17,8 @@ from .pod import (
     pod_spec,
     volume_mounts,
 )
+from prefect_init.spec.model import Spec
+from prefect_init.spec.plan import build_plan
 
 DEADLINE_MARGIN = 120
 """Seconds added to the Job's deadline for scheduling, the image pull and the interpreter's start."""

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from prefect_init.render.workloads import active_deadline
-from prefect_init.spec import load_spec
+from prefect_init.spec.load import load_spec
 from tests.helpers import clean_env, run_cli, write_spec
 from tests.render.kube import assert_valid, load_stream
 

@@ -1,0 +1,393 @@
+"""The ``prefect-init`` command line.
+
+Exit codes: 0 success; 1 a step failed (or the API refused, or the run was stopped); 2 the spec or the command
+line is wrong. Errors are one line each, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from prefect_init.errors import SpecError, StepError
+from prefect_init.run.outcome import one_line
+from prefect_init.spec.load import load_spec
+from prefect_init.spec.model import Spec
+
+if TYPE_CHECKING:
+    from prefect_init.prefect_adapter.observer import Observer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Kubernetes init pipelines as one declarative, observable, retrying Prefect flow.")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _err(message: str) -> None:
+    sys.stderr.write(message.rstrip("\n") + "\n")
+    sys.stderr.flush()
+
+
+def _load(path: str, defer_unset: bool = False) -> Spec:
+    try:
+        return load_spec(path, defer_unset=defer_unset)
+    except SpecError as exc:
+        for problem in exc.problems:
+            _err(str(problem))
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+@app.command()
+def check(
+    spec: Annotated[str, typer.Argument(help="The spec file ('-' for standard input).")],
+    online: Annotated[bool, typer.Option("--online", help="Also probe every dependency, read-only.")] = False,
+    timeout: Annotated[str, typer.Option(help="--online: for the whole preflight (all probes at once).")] = "30s",
+    strict: Annotated[bool, typer.Option("--strict", help="--online: a wait target not ready is a problem.")
+                      ] = False,
+    format: Annotated[str, typer.Option("--format", help="--online: text or json.")] = "text",
+) -> None:
+    """Validate SPEC offline and print the plan: steps, order, what runs at the same time. With --online, probe
+    every step's dependencies read-only and change nothing: exit 1 when a probe finds a problem."""
+    from prefect_init.spec.plan import build_plan
+
+    if format not in ("text", "json"):
+        _err(f"check: --format is 'text' or 'json', not {format!r}")
+        raise typer.Exit(EXIT_USAGE)
+    loaded = _load(spec)
+    if online:
+        from prefect_init.run import preflight
+
+        results = preflight.run(loaded, _duration("--timeout", timeout), strict)
+        typer.echo(preflight.as_json(results) if format == "json" else preflight.text(results))
+        raise typer.Exit(EXIT_FAILED if any(f.result == preflight.PROBLEM for _, f in results) else EXIT_OK)
+    plan = build_plan(loaded.steps)
+    width = max(len(s.name) for s in loaded.steps)
+    out = [f"{spec}: valid - {loaded.name}, {len(loaded.steps)} steps in {len(plan.levels)} stages"]
+    for number, level in enumerate(plan.levels, 1):
+        out.append(f"stage {number}" + (f" ({len(level)} at once)" if len(level) > 1 else ""))
+        for name in level:
+            step = loaded.step(name)
+            policy = loaded.policy(step)
+            after = f"after {', '.join(plan.needs[name])}" if plan.needs[name] else "at start"
+            out.append(f"  {name:<{width}}  {step.describe()}  [{after}; timeout {policy.timeout:g}s, "
+                       f"retries {policy.retries}]")
+    typer.echo("\n".join(out))
+
+
+def _api(require_api: bool) -> str | None:
+    """The Prefect API URL to mirror the run into, or None for a local run."""
+    from prefect_init.prefect_adapter.discovery import api_answers, configured_api_url
+
+    url = configured_api_url()
+    if url is None:
+        if require_api:
+            _err("--require-api: no Prefect API configured (set PREFECT_API_URL)")
+            raise typer.Exit(EXIT_FAILED)
+        return None
+    if api_answers(url):
+        return url
+    if require_api:
+        _err(f"--require-api: the Prefect API at {url} does not answer")
+        raise typer.Exit(EXIT_FAILED)
+    _err(f"warning: the Prefect API at {url} does not answer; running locally (logs go to stderr only)")
+    return None
+
+
+@app.command()
+def run(
+    spec: Annotated[str, typer.Argument(help="The spec file ('-' for standard input).")],
+    only: Annotated[list[str] | None, typer.Option("--only", help="Run only this step (repeatable).")] = None,
+    status_file: Annotated[str | None, typer.Option(help="Write the outcome here (overrides the spec).")] = None,
+    require_api: Annotated[bool, typer.Option(help="Fail (exit 1) rather than run without the Prefect API.")
+                           ] = False,
+    local: Annotated[bool, typer.Option("--local", help="Run locally even if a Prefect API is configured.")] = False,
+) -> None:
+    """Run SPEC, mirrored into Prefect as a flow run when the Prefect API answers; the steps' outcome decides."""
+    loaded = _load(spec)
+    names = {s.name for s in loaded.steps}
+    unknown = [n for n in only or [] if n not in names]
+    if unknown:
+        _err(f"--only: unknown step {', '.join(map(repr, unknown))} (steps: {', '.join(sorted(names))})")
+        raise typer.Exit(EXIT_USAGE)
+    # --status-file is relative to the shell's directory; the spec's status_file to the spec's directory.
+    status_path = Path(status_file).absolute() if status_file else (
+        loaded.resolve(loaded.status_file) if loaded.status_file else None)
+    url = None if local else _api(require_api)
+    observer = None
+    if url is not None:
+        from prefect_init.prefect_adapter.mirror import start_observer
+
+        observer, why = start_observer(loaded, url, only, status_path, _err)
+        if observer is None:
+            if require_api:
+                _err(f"--require-api: {why}")
+                raise typer.Exit(EXIT_FAILED)
+            _err(f"warning: {why}; running locally (logs go to stderr only)")
+    ok, reason = _run(loaded, only, status_path, observer)
+    if not ok:  # one closing line; the full reason (a command's last output) is in the log above
+        _err(f"prefect-init: {loaded.name}: {one_line(reason or 'failed')}")
+    raise typer.Exit(EXIT_OK if ok else EXIT_FAILED)
+
+
+def _run(loaded: Spec, only: list[str] | None, status_path: Path | None, observer: Observer | None
+         ) -> tuple[bool, str]:
+    """Run the steps (the same way in both modes); with an observer, mirror them into Prefect."""
+    from prefect_init.run.engine import LocalExecutor, Reporter, install_sigterm, run_spec_with
+    from prefect_init.run.outcome import SUCCEEDED, publish
+    from prefect_init.run.reporter import LiveReporter, PlainReporter
+
+    cancel = threading.Event()
+    install_sigterm(cancel)
+    local = LiveReporter([s.name for s in loaded.steps]) if sys.stderr.isatty() else PlainReporter()
+    reporter: Reporter = local
+    if observer is not None:
+        from prefect_init.prefect_adapter.mirror_reporter import ObservingReporter
+
+        reporter = ObservingReporter(local, observer, loaded)
+    try:
+        outcome = run_spec_with(loaded, LocalExecutor(loaded, reporter, cancel), reporter, cancel, only)
+    finally:
+        local.close()
+    for line in publish(outcome, status_path):
+        _err(line)
+    if observer is not None:
+        from prefect_init.prefect_adapter.mirror import CLOSE_BUDGET, CLOSE_BUDGET_TERMINATED
+
+        observer.finish(outcome)
+        warning = observer.close(CLOSE_BUDGET_TERMINATED if cancel.is_set() else CLOSE_BUDGET)
+        if warning:
+            _err(warning)
+    return outcome.status == SUCCEEDED, outcome.reason()
+
+
+@app.command()
+def render(
+    kind: Annotated[str, typer.Argument(help="init-container | job | cronjob | work-pool")],
+    spec: Annotated[str, typer.Argument(help="The spec file ('-' for standard input).")],
+    image: Annotated[str, typer.Option(help="The prefect-init image (deployments/Dockerfile).")],
+    namespace: Annotated[str | None, typer.Option(help="metadata.namespace of every document.")] = None,
+    service_account: Annotated[str | None, typer.Option(help="The pods' ServiceAccount (Vault's Kubernetes auth).")
+                               ] = None,
+    api_url: Annotated[str | None, typer.Option(help="PREFECT_API_URL of the pods (else they run locally).")] = None,
+    app_image: Annotated[str | None, typer.Option(help="init-container: the app container's image.")] = None,
+    hook: Annotated[str | None, typer.Option(help="job: make it a 'helm' (pre-install,pre-upgrade) or 'argo' "
+                                             "(PreSync) hook.")] = None,
+    schedule: Annotated[str | None, typer.Option(help="cronjob (required): a cron expression.")] = None,
+    timezone: Annotated[str | None, typer.Option(help="cronjob: the schedule's time zone (e.g. Europe/Berlin).")
+                        ] = None,
+) -> None:
+    """Print the Kubernetes YAML that runs SPEC (or, for work-pool, a Prefect work pool's base job template).
+
+    The stream starts with the ConfigMap <name>-init-spec holding the spec as written; ${VAR} references are
+    resolved in the pod, so a variable not set here is no error.
+    """
+    from prefect_init.render import KINDS, RenderOptions
+    from prefect_init.render import render as render_kind
+    from prefect_init.render.pod import path_warnings
+
+    problems = []
+    if kind not in KINDS:
+        problems.append(f"render: unknown kind {kind!r} (kinds: {', '.join(KINDS)})")
+    if kind == "cronjob" and not schedule:
+        problems.append("render cronjob: --schedule is required (a cron expression, e.g. '0 3 * * *')")
+    for flag, value, kinds in (("--schedule", schedule, ("cronjob",)), ("--timezone", timezone, ("cronjob",)),
+                               ("--hook", hook, ("job",)), ("--app-image", app_image, ("init-container",))):
+        if value is not None and kind in KINDS and kind not in kinds:
+            problems.append(f"render {kind}: {flag} is for {' and '.join(kinds)} only")
+    if hook is not None and hook not in ("helm", "argo"):
+        problems.append(f"render: --hook is 'helm' or 'argo', not {hook!r}")
+    if schedule is not None and len(schedule.split()) != 5:
+        problems.append(f"render: --schedule {schedule!r}: expected five cron fields, like '*/15 * * * *'")
+    if problems:
+        for problem in problems:
+            _err(problem)
+        raise typer.Exit(EXIT_USAGE)
+    loaded = _load(spec, defer_unset=True)
+    for warning in path_warnings(loaded):
+        _err(f"warning: {warning}")
+    options = RenderOptions(image=image, namespace=namespace, service_account=service_account, api_url=api_url,
+                            hook=hook, schedule=schedule, timezone=timezone,  # type: ignore[arg-type]
+                            **({"app_image": app_image} if app_image else {}))
+    if kind == "work-pool":
+        from prefect_init.prefect_adapter.workpool import render_work_pool
+
+        sys.stdout.write(render_work_pool(options))
+    else:
+        sys.stdout.write(render_kind(kind, loaded, options))
+
+
+def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not key.replace("_", "a").isalnum() or key[0].isdigit():
+            _err(f"{flag} {item!r}: expected KEY=VALUE with KEY a variable name")
+            raise typer.Exit(EXIT_USAGE)
+        out[key] = value
+    return out
+
+
+@contextmanager
+def _one_line_failures() -> Iterator[None]:
+    """A spec error (exit 2, one line per problem) or a command's own failure (its code, one line): no traceback."""
+    from prefect_init.prefect_adapter.client import CommandError
+
+    try:
+        yield
+    except SpecError as exc:
+        for problem in exc.problems:
+            _err(str(problem))
+        raise typer.Exit(EXIT_USAGE) from None
+    except CommandError as exc:
+        _err(f"prefect-init: {exc}")
+        raise typer.Exit(exc.code) from None
+
+
+def _duration(flag: str, value: str) -> float:
+    from prefect_init.spec.durations import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        _err(f"{flag} {value!r}: {exc}")
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+@app.command()
+def deploy(
+    spec: Annotated[str, typer.Argument(help="The spec file ('-' for standard input).")],
+    pool: Annotated[str, typer.Option(help="The Prefect work pool whose workers run the spec.")],
+    name: Annotated[str | None, typer.Option(help="The deployment's name (default: the spec's name).")] = None,
+    cron: Annotated[list[str] | None, typer.Option(help="A cron schedule (repeatable); replaces the schedules.")
+                    ] = None,
+    timezone: Annotated[str | None, typer.Option(help="The schedules' time zone (default UTC).")] = None,
+    image: Annotated[str | None, typer.Option(help="kubernetes pool: the prefect-init image.")] = None,
+    namespace: Annotated[str | None, typer.Option(help="kubernetes pool: the Jobs' namespace.")] = None,
+    service_account: Annotated[str | None, typer.Option(help="kubernetes pool: the Jobs' ServiceAccount.")] = None,
+    env: Annotated[list[str] | None, typer.Option(help="KEY=VALUE in the run's environment (repeatable).")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="A tag of the deployment (repeatable).")] = None,
+    base_dir: Annotated[str | None, typer.Option(help="Where the spec's relative paths resolve, in the run.")
+                        ] = None,
+    create_pool: Annotated[str | None, typer.Option(help="Create a missing pool: 'process' or 'kubernetes'.")
+                           ] = None,
+) -> None:
+    """Register SPEC (its text, unexpanded) as the deployment prefect-init/NAME of the spec flow."""
+    from prefect_init.prefect_adapter.deploy import DeployRequest
+    from prefect_init.prefect_adapter.deploy import deploy as deploy_spec
+
+    if create_pool not in (None, "process", "kubernetes"):
+        _err(f"--create-pool is 'process' or 'kubernetes', not {create_pool!r}")
+        raise typer.Exit(EXIT_USAGE)
+    variables = _pairs(env, "--env")
+    loaded = _load(spec, defer_unset=True)
+    request = DeployRequest(spec=loaded, pool=pool, name=name, crons=list(cron or []), timezone=timezone,
+                            image=image, namespace=namespace, service_account=service_account, env=variables,
+                            tags=list(tag or []), base_dir=base_dir, create_pool=create_pool)
+    with _one_line_failures():
+        deployed = deploy_spec(request)
+    if deployed.created_pool:
+        typer.echo(f"created work pool {pool!r} ({create_pool})")
+    typer.echo(f"deployment {deployed.name}: {deployed.url}")
+    typer.echo(f"schedules: {', '.join(deployed.schedules) if deployed.schedules else 'none'}")
+
+
+@app.command()
+def trigger(
+    target: Annotated[str, typer.Argument(help="A deployment (prefect-init/myapp), a spec name or a spec file.")],
+    env: Annotated[list[str] | None, typer.Option(help="KEY=VALUE for this run only (repeatable).")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="A tag of this flow run (repeatable).")] = None,
+    timeout: Annotated[str | None, typer.Option(help="Cancel the run and exit 1 after this long (e.g. 10m).")
+                       ] = None,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the run's end (default).")] = True,
+) -> None:
+    """Run a deployment and wait: one line per state change, and the failed steps if it fails."""
+    from prefect_init.prefect_adapter.trigger import trigger as trigger_run
+
+    seconds = _duration("--timeout", timeout) if timeout is not None else None
+    variables = _pairs(env, "--env")
+    with _one_line_failures():
+        code = trigger_run(target, variables, list(tag or []), seconds, wait, typer.echo)
+    raise typer.Exit(code)
+
+
+@app.command()
+def runs(
+    spec: Annotated[str | None, typer.Argument(help="A spec name or file: only its runs.")] = None,
+    tag: Annotated[str | None, typer.Option(help="Only runs with this tag (e.g. namespace:prod).")] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="Only FAILED and CRASHED runs.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many runs, newest first.", min=1, max=200)] = 20,
+) -> None:
+    """The latest runs from the Prefect API: spec, pod, state, failed step, started, duration, URL."""
+    from prefect_init.prefect_adapter.runs import list_runs, spec_tag, table
+
+    if spec and tag:
+        _err("runs: give a SPEC or --tag, not both")
+        raise typer.Exit(EXIT_USAGE)
+    with _one_line_failures():
+        rows = list_runs(spec_tag(spec) if spec else tag, failed, limit)
+    typer.echo(table(rows) if rows else "no runs")
+
+
+@app.command()
+def migrations(
+    spec: Annotated[str, typer.Argument(help="The spec file ('-' for standard input).")],
+    step: Annotated[str | None, typer.Option(help="The migrate step (when the spec has several).")] = None,
+    format: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+) -> None:
+    """Every migration of a migrate step with its state (applied, pending, baseline, adopted, changed, missing,
+    failed), read-only: nothing is created or applied. Exit 1 when a file changed, went missing or failed."""
+    if format not in ("table", "json"):
+        _err(f"migrations: --format is 'table' or 'json', not {format!r}")
+        raise typer.Exit(EXIT_USAGE)
+    from prefect_init.kinds.migrate.step import Step as MigrateStep
+
+    loaded = _load(spec)
+    candidates = [s for s in loaded.steps if isinstance(s, MigrateStep) and s.migrate.dir]
+    chosen = [s for s in candidates if s.name == step] if step else candidates
+    names = ", ".join(s.name for s in candidates) or "none with dir:"
+    if step and not chosen:
+        _err(f"migrations: no migrate step {step!r} (migrate steps: {names})")
+        raise typer.Exit(EXIT_USAGE)
+    if len(chosen) != 1:
+        _err(f"migrations: {'several migrate steps: give --step' if chosen else 'no migrate step with dir:'} "
+             f"(migrate steps: {names})")
+        raise typer.Exit(EXIT_USAGE)
+    from prefect_init.kinds.migrate.history import load_dir
+    from prefect_init.kinds.migrate.status import PROBLEMS, as_json, as_table, entries, history_rows
+    from prefect_init.runtime.redaction import redact
+
+    assert isinstance(chosen[0], MigrateStep)
+    settings = chosen[0].migrate
+    try:
+        import psycopg
+
+        versioned, repeatable = load_dir(loaded.resolve(settings.dir or ""))
+        with psycopg.connect(settings.database, autocommit=True, connect_timeout=10,
+                             application_name="prefect-init-migrations") as conn:
+            conn.execute("SET default_transaction_read_only = on")
+            rows = history_rows(conn, settings.identifier()) or []
+    except StepError as exc:
+        _err(f"migrations: {exc}")
+        raise typer.Exit(EXIT_FAILED) from None
+    except psycopg.Error as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        _err(redact(f"migrations: {settings.database}: {first}"))
+        raise typer.Exit(EXIT_FAILED) from None
+    items = entries(versioned, repeatable, rows)
+    typer.echo(as_json(items) if format == "json" else as_table(items))
+    raise typer.Exit(EXIT_FAILED if any(e.state in PROBLEMS for e in items) else EXIT_OK)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        _err("prefect-init: interrupted")
+        sys.exit(130)
+

@@ -1,0 +1,182 @@
+"""The ``files`` step: directories and files with their mode and owner, created atomically, idempotent.
+
+.. code-block:: yaml
+
+    - name: permissions
+      files:
+        dirs:
+          - {path: /data/uploads, mode: "0777"}
+          - {path: /data/logs, mode: "0755", owner: "1000:1000"}
+        files:
+          - {path: /data/logs/app.log, mode: "0666"}
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import stat
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from prefect_init.errors import StepFailed
+from prefect_init.runtime.atomic import atomic_writer, write_error
+from prefect_init.runtime.context import RunContext
+from prefect_init.spec.model import Mode, Owner, StepBase, StrictModel
+
+
+class DirEntry(StrictModel):
+    path: str
+    mode: Mode | None = None
+    owner: Owner | None = None
+
+
+class FileEntry(StrictModel):
+    path: str
+    mode: Mode | None = None
+    owner: Owner | None = None
+    content: str | None = None
+    """Created with this content if missing; replaced (atomically) if it differs."""
+
+
+class FilesSpec(StrictModel):
+    dirs: list[DirEntry] = Field(default_factory=list)
+    files: list[FileEntry] = Field(default_factory=list)
+
+
+class Step(StepBase):
+    kind = "files"
+    files: FilesSpec
+
+    def describe(self) -> str:
+        return f"files: {len(self.files.dirs)} dirs, {len(self.files.files)} files"
+
+
+def resolve_owner(owner: str) -> tuple[int, int]:
+    """``"1000:1000"``, ``"1000"``, ``"app:app"`` or ``"app"`` -> (uid, gid); -1 keeps the current one."""
+    user, _, group = owner.partition(":")
+    try:
+        uid = int(user) if user.isdigit() else pwd.getpwnam(user).pw_uid
+        if group:
+            gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+        else:
+            gid = -1 if user.isdigit() else pwd.getpwnam(user).pw_gid
+    except KeyError:
+        raise StepFailed(f"owner {owner!r}: no such user or group on this machine (use numeric uid:gid)") from None
+    return uid, gid
+
+
+def _apply(path: Path, mode: int | None, owner: str | None, changes: list[str]) -> None:
+    st = path.stat()
+    if owner is not None:
+        uid, gid = resolve_owner(owner)
+        if (uid != -1 and st.st_uid != uid) or (gid != -1 and st.st_gid != gid):
+            try:
+                os.chown(path, uid, gid)
+            except PermissionError:
+                raise StepFailed(f"{path}: cannot change owner to {owner} as uid {os.getuid()} "
+                                 "(run the init container as root, or give it CAP_CHOWN)") from None
+            changes.append(f"owner {owner} {path}")
+    if mode is not None and stat.S_IMODE(st.st_mode) != mode:
+        os.chmod(path, mode)
+        changes.append(f"mode {mode:04o} {path}")
+
+
+def _ensure_dir(entry: DirEntry, ctx: RunContext, changes: list[str]) -> None:
+    path = ctx.resolve(entry.path)
+    if path.exists() and not path.is_dir():
+        raise StepFailed(f"{path}: exists and is not a directory")
+    if not path.exists():
+        path.mkdir(parents=True, exist_ok=True)
+        changes.append(f"created {path}/")
+    _apply(path, entry.mode, entry.owner, changes)
+
+
+def _ensure_file(entry: FileEntry, ctx: RunContext, changes: list[str]) -> None:
+    path = ctx.resolve(entry.path)
+    if path.exists() and not path.is_file():
+        raise StepFailed(f"{path}: exists and is not a regular file")
+    content = (entry.content or "").encode()
+    mode = entry.mode if entry.mode is not None else 0o644
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with atomic_writer(path, mode, exclusive=True) as handle:
+                handle.write(content)
+            changes.append(f"created {path}")
+        except FileExistsError:
+            pass  # another replica created it between our check and our link: fine, apply mode below
+    elif entry.content is not None and path.read_bytes() != content:
+        with atomic_writer(path, stat.S_IMODE(path.stat().st_mode) if entry.mode is None else mode) as handle:
+            handle.write(content)
+        changes.append(f"rewrote {path}")
+    _apply(path, entry.mode, entry.owner, changes)
+
+
+def run(step: Step, ctx: RunContext) -> str:
+    changes: list[str] = []
+    try:
+        for d in step.files.dirs:
+            _ensure_dir(d, ctx, changes)
+        for f in step.files.files:
+            _ensure_file(f, ctx, changes)
+    except OSError as exc:
+        raise write_error(exc.filename or "files", exc) from None
+    for change in changes:
+        ctx.log.info(change)
+    summary = f"{len(changes)} changes" if changes else "already in place"
+    ctx.log.info(summary)
+    return summary
+
+
+def probe(step: Step, ctx: RunContext) -> Any:
+    """For each path: whether it exists with the wanted type, mode and owner, and whether this user could make
+    it so (a writable parent to create it, ownership to chmod it, root to chown it)."""
+    from prefect_init.runtime.probe import CHANGE, OK, PROBLEM, Finding
+
+    changes, problems = [], []
+    root = os.geteuid() == 0
+
+    def check(entry: DirEntry | FileEntry, is_dir: bool) -> None:
+        path = ctx.resolve(entry.path)
+        if not path.exists():
+            parent = next((p for p in path.parents if p.exists()), Path("/"))
+            if os.access(parent, os.W_OK) or ctx.produced_by_ancestor(path):  # type: ignore[attr-defined]
+                changes.append(f"create {path}{'/' if is_dir else ''}")
+            else:
+                problems.append(f"{path}: missing, and {parent} is not writable for this user")
+            return
+        if path.is_dir() != is_dir:
+            problems.append(f"{path}: exists and is not a {'directory' if is_dir else 'regular file'}")
+            return
+        st = path.stat()
+        if entry.mode is not None and stat.S_IMODE(st.st_mode) != entry.mode:
+            if root or st.st_uid == os.geteuid():
+                changes.append(f"mode {entry.mode:04o} {path}")
+            else:
+                problems.append(f"{path}: mode {stat.S_IMODE(st.st_mode):04o}, wanted {entry.mode:04o}, and this "
+                                f"user (uid {os.geteuid()}) does not own it")
+        if entry.owner is not None:
+            try:
+                uid, gid = resolve_owner(entry.owner)
+            except StepFailed as exc:
+                problems.append(str(exc))
+                return
+            if (uid != -1 and st.st_uid != uid) or (gid != -1 and st.st_gid != gid):
+                (changes if root else problems).append(
+                    f"owner {entry.owner} {path}" if root else f"{path}: owner {st.st_uid}:{st.st_gid}, wanted "
+                    f"{entry.owner}, and only root may chown")
+        if not is_dir and isinstance(entry, FileEntry) and entry.content is not None and \
+                path.read_bytes() != entry.content.encode():
+            changes.append(f"rewrite {path}")
+
+    for d in step.files.dirs:
+        check(d, True)
+    for f in step.files.files:
+        check(f, False)
+    if problems:
+        return Finding(PROBLEM, problems)
+    return Finding(CHANGE, changes) if changes else Finding(OK, ["already in place"])

@@ -1,0 +1,225 @@
+"""The ``git`` step: a repository at a ref, checked out where the build expects it.
+
+.. code-block:: yaml
+
+    - name: clone
+      git:
+        repo: https://github.com/myorg/mysite.git
+        ref: main                    # a branch, a tag or a commit
+        dest: /repo
+        depth: 1                     # shallow; omit for the full history
+        username: x-access-token     # with password: HTTP basic auth, sent in the environment, never in argv
+        password: {file: /secrets/git-token}
+
+A new checkout is made in a temporary directory beside ``dest`` and renamed into place, so a failed clone leaves
+nothing behind. An existing checkout of the same repository is fetched and checked out again (idempotent); a
+``dest`` holding anything else is an error. Network failures are retried; an unknown ref, a missing repository
+or refused credentials are final. Uses the ``git`` program of the image.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from prefect_init.errors import RetryableError, StepFailed
+from prefect_init.runtime.atomic import make_parent, write_error
+from prefect_init.runtime.context import RunContext
+from prefect_init.runtime.redaction import redact, register_secret
+from prefect_init.runtime.values import resolve_value
+from prefect_init.spec.model import FromFile, StepBase, StrictModel
+
+FINAL = ("couldn't find remote ref", "repository not found", "authentication failed", "not found",
+         "invalid username or password", "does not appear to be a git repository", "permission denied",
+         "not our ref", "unadvertised object")
+
+
+VOLUME_FULL_OR_READ_ONLY = {"no space left on device": "no space left on device (the volume is full)",
+                            "read-only file system": "read-only file system (the volume is mounted read-only)",
+                            "disk quota exceeded": "disk quota exceeded (the volume's quota is used up)"}
+"""git's own words for a volume that cannot take the checkout: final, whatever the command."""
+
+
+SSH_REMOTE = re.compile(r"^(ssh://|git\+ssh://|[A-Za-z0-9._-]+@[A-Za-z0-9._-]+:(?!//))")
+FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
+class GitSpec(StrictModel):
+    repo: str
+    ref: str = "HEAD"
+    dest: str
+    depth: int | None = Field(default=None, ge=1)
+    username: str | None = None
+    password: str | FromFile | None = None
+    ssh_key: FromFile | None = None
+    known_hosts: FromFile | None = None
+    submodules: bool = False
+    sparse: list[str] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _ssh(self) -> GitSpec:
+        if SSH_REMOTE.match(self.repo) and self.known_hosts is None:
+            raise ValueError("an ssh remote needs known_hosts: {file: ...} (host keys are always checked)")
+        return self
+
+
+class Step(StepBase):
+    kind = "git"
+    git: GitSpec
+
+    def describe(self) -> str:
+        return f"git: {redact(self.git.repo)}@{self.git.ref} -> {self.git.dest}"
+
+
+def _git(args: list[str], ctx: RunContext, env: dict[str, str], what: str, cwd: Path | None = None) -> str:
+    try:
+        proc = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                              timeout=max(1.0, ctx.remaining()), stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise StepFailed("git: the git program is not installed in this image") from None
+    except subprocess.TimeoutExpired:
+        raise RetryableError(f"{what}: still running at the deadline") from None
+    if proc.returncode != 0:
+        if "host key verification failed" in proc.stderr.lower():
+            raise StepFailed(f"{what}: ssh host key verification failed: the server's key is not the one in "
+                             "known_hosts (check known_hosts, or whether the server changed)")
+        message = redact(" ".join(proc.stderr.strip().splitlines()[-3:]) or f"exit {proc.returncode}")
+        for marker, words in VOLUME_FULL_OR_READ_ONLY.items():
+            if marker in message.lower():
+                raise StepFailed(f"{what}: {words} ({message})")
+        if any(marker in message.lower() for marker in FINAL):
+            raise StepFailed(f"{what}: {message}")
+        raise RetryableError(f"{what}: {message}")
+    return proc.stdout.strip()
+
+
+def _environment(spec: GitSpec, ctx: RunContext, key_file: str | None = None) -> dict[str, str]:
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"}
+    if spec.known_hosts is not None:
+        known = ctx.resolve(spec.known_hosts.file)
+        if not known.is_file():
+            raise StepFailed(f"git: known_hosts {known}: no such file (is the volume mounted?)")
+        ssh = ["ssh", "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known}",
+               "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
+        if key_file is not None:
+            ssh += ["-i", key_file, "-o", "IdentitiesOnly=yes"]
+        env["GIT_SSH_COMMAND"] = shlex.join(ssh)
+    if spec.password is not None:
+        password = resolve_value(spec.password, ctx, "git password")
+        basic = base64.b64encode(f"{spec.username or 'x-access-token'}:{password}".encode()).decode()
+        register_secret(password)
+        register_secret(basic)
+        # config from the environment (git >= 2.31): the credential never appears in argv or .git/config
+        env.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
+                    "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}"})
+    return env
+
+
+def _fetch_and_checkout(spec: GitSpec, repo_dir: Path, ctx: RunContext, env: dict[str, str]) -> str:
+    shown = f"git fetch {redact(spec.repo)} {spec.ref}"
+    depth = [f"--depth={spec.depth}"] if spec.depth else []
+    if spec.sparse:  # only these paths are checked out
+        _git(["sparse-checkout", "set", "--no-cone", *spec.sparse], ctx, env, "git sparse-checkout", cwd=repo_dir)
+    _git(["fetch", "--quiet", *depth, "origin", spec.ref], ctx, env, shown, cwd=repo_dir)
+    _git(["checkout", "--quiet", "--force", "--detach", "FETCH_HEAD"], ctx, env, "git checkout", cwd=repo_dir)
+    commit = _git(["rev-parse", "HEAD"], ctx, env, "git rev-parse", cwd=repo_dir)
+    if FULL_SHA.match(spec.ref) and commit != spec.ref:
+        raise StepFailed(f"git: checked out {commit}, not the commit {spec.ref} the spec pins")
+    if spec.submodules:
+        # same depth and credentials (the environment's http.extraHeader / GIT_SSH_COMMAND reach them too);
+        # a local repository's submodules may be local paths too, which git refuses by default
+        local = ["-c", "protocol.file.allow=always"] if spec.repo.startswith(("file://", "/")) else []
+        _git([*local, "submodule", "update", "--init", "--recursive", "--quiet", *depth], ctx, env,
+             "git submodule update", cwd=repo_dir)
+    return commit
+
+
+def _init(spec: GitSpec, directory: Path, ctx: RunContext, env: dict[str, str]) -> str:
+    _git(["init", "--quiet", str(directory)], ctx, env, "git init")
+    _git(["remote", "add", "origin", spec.repo], ctx, env, "git remote add", cwd=directory)
+    return _fetch_and_checkout(spec, directory, ctx, env)
+
+
+@contextlib.contextmanager
+def _git_env(spec: GitSpec, ctx: RunContext) -> Iterator[dict[str, str]]:
+    """git's environment for this attempt; an ssh key is copied to a 0600 temporary file, removed afterwards."""
+    if spec.ssh_key is None:
+        yield _environment(spec, ctx)
+        return
+    key = resolve_value(spec.ssh_key, ctx, "git ssh_key")
+    fd, key_file = tempfile.mkstemp(prefix="prefect-init-ssh-", suffix=".key")
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, (key.rstrip("\n") + "\n").encode())
+        os.close(fd)
+        yield _environment(spec, ctx, key_file)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(key_file)
+
+
+def run(step: Step, ctx: RunContext) -> str:
+    """Check the repository out at ``ref``."""
+    with _git_env(step.git, ctx) as env:
+        return _checkout(step.git, ctx, env)
+
+
+def _checkout(spec: GitSpec, ctx: RunContext, env: dict[str, str]) -> str:
+    dest = ctx.resolve(spec.dest)
+    if dest.is_dir() and (dest / ".git").exists():
+        origin = _git(["remote", "get-url", "origin"], ctx, env, "git remote", cwd=dest)
+        if origin != spec.repo:
+            raise StepFailed(f"{dest}: a checkout of another repository ({redact(origin)})")
+        commit = _fetch_and_checkout(spec, dest, ctx, env)
+        ctx.log.info(f"{dest}: updated to {spec.ref} ({commit[:12]})")
+        ctx.output("revision", commit)
+        ctx.output("ref", spec.ref)
+        return f"updated to {commit[:12]}"
+    if dest.exists():
+        if not dest.is_dir() or any(dest.iterdir()):
+            raise StepFailed(f"{dest}: exists, is not empty and is not a git checkout")
+        # an empty directory, typically an emptyDir mount point (it cannot be renamed over): work in place;
+        # a failed attempt leaves a .git of the same origin, which the next attempt fetches again
+        commit = _init(spec, dest, ctx, env)
+    else:
+        make_parent(dest)
+        try:
+            work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+        except OSError as exc:
+            raise write_error(dest, exc) from None
+        try:
+            commit = _init(spec, work, ctx, env)
+            work.rename(dest)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                shutil.rmtree(work)
+    ctx.log.info(f"{dest}: {redact(spec.repo)} at {spec.ref} ({commit[:12]})")
+    ctx.output("revision", commit)
+    ctx.output("ref", spec.ref)
+    return f"checked out {commit[:12]}"
+
+
+def probe(step: Step, ctx: RunContext) -> Any:
+    """``git ls-remote`` for the ref, with the step's credentials (an ssh key too); nothing is fetched."""
+    from prefect_init.runtime.probe import OK, PROBLEM, Finding
+
+    spec = step.git
+    with _git_env(spec, ctx) as env:
+        if FULL_SHA.match(spec.ref):
+            _git(["ls-remote", spec.repo, "HEAD"], ctx, env, f"git ls-remote {redact(spec.repo)}")
+            return Finding(OK, [f"{redact(spec.repo)} answers; commit {spec.ref[:12]} is checked at checkout"])
+        found = _git(["ls-remote", spec.repo, spec.ref], ctx, env, f"git ls-remote {redact(spec.repo)}")
+    if not found:
+        return Finding(PROBLEM, [f"{redact(spec.repo)}: no ref {spec.ref!r} (a branch, a tag or a full sha)"])
+    return Finding(OK, [f"{spec.ref} is {found.split()[0][:12]}"])

@@ -1,0 +1,62 @@
+"""``prefect-init run`` with a Prefect API: the run is mirrored into Prefect as a flow run, never held back by it.
+
+The steps run in this process exactly as in local mode (same scheduler, same retry loop); an
+:class:`~prefect_init.prefect_adapter.observer.Observer` records the flow run, a task run per step with its retries, the
+log lines, the artifact and heartbeat events. prefect itself is not imported: the API is spoken over HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from prefect_init.prefect_adapter.observer import Observer
+from prefect_init.prefect_adapter.rest import ApiLost, ApiRefused, PrefectRest, auth_headers
+from prefect_init.run.identity import Identity
+from prefect_init.spec.model import Spec
+from prefect_init.spec.plan import build_plan
+
+CLOSE_BUDGET = 4.0
+"""At most this long after the last step for the API to take what is still queued (a busy server, a rollout of
+many pods at once, needs seconds; the pod must not wait more than a few)."""
+CLOSE_BUDGET_TERMINATED = 1.5
+"""After SIGTERM (the kubelet's grace period is running)."""
+
+
+HEARTBEAT_DEFAULT = 180.0
+
+
+def heartbeat_seconds() -> tuple[float, str | None]:
+    """Prefect's own setting (``PREFECT_FLOWS_HEARTBEAT_FREQUENCY``, default 180 s, at least 30 s), and a warning
+    when it is not a number (a broken setting must not stop a pod: the default is used)."""
+    for name in ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY"):
+        raw = os.environ.get(name)
+        if raw:
+            try:
+                return max(30.0, float(raw)), None
+            except ValueError:
+                return HEARTBEAT_DEFAULT, (f"warning: {name}={raw!r} is not a number of seconds; heartbeats every "
+                                           f"{HEARTBEAT_DEFAULT:g} s")
+    return HEARTBEAT_DEFAULT, None
+
+
+def start_observer(spec: Spec, url: str, only: list[str] | None, status_path: Path | None,
+                   warn: Callable[[str], None]) -> tuple[Observer | None, str]:
+    """An observer whose flow run exists, or (None, why not) when the API refuses or does not answer writes."""
+    rest = PrefectRest(url, auth_headers())
+    beat, warning = heartbeat_seconds()
+    if warning:
+        warn(warning)
+    identity = Identity.from_env()
+    observer = Observer(rest, spec.name, build_plan(spec.steps).needs, heartbeat_seconds=beat, identity=identity)
+    parameters = {"spec_path": spec.file, "only": only, "status_file": str(status_path) if status_path else None}
+    try:
+        observer.start(parameters, tags=identity.tags(spec.name, spec.tags))
+    except ApiRefused as exc:
+        rest.close()
+        return None, f"the Prefect API at {url} refuses writes ({exc})"
+    except ApiLost as exc:
+        rest.close()
+        return None, f"the Prefect API at {url} does not take writes ({exc})"
+    return observer, ""

@@ -1,0 +1,100 @@
+"""The few calls of Prefect's REST API that the observer makes, each bounded in time, over httpx.
+
+Prefect's own client retries for minutes and flushes logs and events at exit without a bound: the behaviour that
+held pods back when the API went away. These calls are the API's documented endpoints, made once each.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import httpx
+
+CALL_TIMEOUT = httpx.Timeout(2.0, connect=1.0)
+"""One call's limit: a black-holed API costs at most this, once (then the observer stops calling)."""
+
+
+class ApiLost(Exception):
+    """The API did not answer in time, refused the connection or answered 5xx: nothing more is sent."""
+
+
+class _Busy(Exception):
+    """A 5xx or 429: worth one more try."""
+
+
+RETRY_PAUSE = 0.2
+
+
+class ApiRefused(ApiLost):
+    """The API answered 401 or 403: a missing or wrong ``PREFECT_API_KEY``."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}: check PREFECT_API_KEY or PREFECT_API_AUTH_STRING")
+        self.status = status
+
+
+def _setting(name: str) -> str | None:
+    from prefect_init.prefect_adapter.discovery import profile_setting
+
+    return os.environ.get(name) or profile_setting(name)
+
+
+def auth_headers() -> dict[str, str]:
+    """How Prefect's own client authenticates: ``PREFECT_API_KEY`` (Prefect Cloud, a bearer token), else
+    ``PREFECT_API_AUTH_STRING`` (a self-hosted server's basic auth, ``user:password``); from the environment or
+    the active profile. Both values are registered as secrets."""
+    from prefect_init.runtime.redaction import register_secret
+
+    key = _setting("PREFECT_API_KEY")
+    if key:
+        register_secret(key)
+        return {"Authorization": f"Bearer {key}"}
+    auth = _setting("PREFECT_API_AUTH_STRING")
+    if auth:
+        import base64
+
+        register_secret(auth)
+        token = base64.b64encode(auth.encode()).decode()
+        register_secret(token)
+        return {"Authorization": f"Basic {token}"}
+    return {}
+
+
+class PrefectRest:
+    def __init__(self, url: str, headers: dict[str, str] | None = None, timeout: httpx.Timeout = CALL_TIMEOUT) -> None:
+        self.client = httpx.Client(base_url=url.rstrip("/"), headers=headers or {}, timeout=timeout)
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        """One call; a 5xx or 429 (a busy server, a locked database) is tried once more after 0.2 s, anything
+        else that fails is final at once. Bounded: at most two calls of :data:`CALL_TIMEOUT`."""
+        try:
+            return self._call(method, path, body)
+        except _Busy:
+            time.sleep(RETRY_PAUSE)
+            try:
+                return self._call(method, path, body)
+            except _Busy as exc:
+                raise ApiLost(str(exc)) from None
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        try:
+            response = self.client.request(method, path, json=body)
+        except httpx.TimeoutException:
+            raise ApiLost("no answer within 2 s") from None
+        except httpx.ConnectError as exc:
+            text = str(exc).lower()
+            raise ApiLost("connection refused" if "refused" in text else "cannot connect") from None
+        except httpx.HTTPError as exc:  # a kept-alive connection closed under us: the server went away
+            raise ApiLost(f"connection lost: {type(exc).__name__}") from None
+        if response.status_code in (401, 403):
+            raise ApiRefused(response.status_code)
+        if response.status_code >= 500 or response.status_code == 429:
+            raise _Busy(f"HTTP {response.status_code} on {method} {path.split('?')[0]}")
+        if response.status_code >= 400:
+            raise ApiLost(f"HTTP {response.status_code} on {method} {path.split('?')[0]}")
+        return response.json() if response.content else None
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,205 @@
+"""The engine: one scheduler for both modes, and the local executor with its retry loop.
+
+The scheduler starts each step as soon as everything it needs has succeeded, runs independent steps at the
+same time, and marks the dependents of a failed step ``skipped`` (independent branches run on). How one step
+is executed is the executor's business: :class:`LocalExecutor` runs our retry loop in-process, in both modes;
+in Prefect mode an observer (:mod:`prefect_init.prefect_adapter`) mirrors every start, attempt, retry and outcome into
+the Prefect API as task runs and their states.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import random
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Protocol
+
+from pydantic import ValidationError
+
+from prefect_init.errors import RetryableError, StepCancelled, StepError, StepFailed
+from prefect_init.run.identity import Identity
+from prefect_init.run.outcome import FAILED, NOT_RUN, SKIPPED, SUCCEEDED, RunOutcome, StepOutcome, now_iso
+from prefect_init.runtime.context import RunContext, StepLogger
+from prefect_init.runtime.redaction import redact
+from prefect_init.spec.durations import format_duration
+from prefect_init.spec.model import Policy, Spec, StepBase
+from prefect_init.spec.plan import build_plan
+from prefect_init.spec.registry import kind_module
+
+
+def run_attempt(step: StepBase, ctx: RunContext) -> str:
+    """Run one attempt of ``step``; return its summary. A failure comes out as a :class:`StepError` with a
+    redacted message."""
+    ctx.check()
+    function = kind_module(step.kind).run
+    try:
+        return redact(str(function(step, ctx) or "done"))
+    except StepError as exc:
+        if ctx.cancel.is_set() and not isinstance(exc, StepCancelled):
+            raise StepCancelled(f"step {step.name!r} stopped: the run was terminated (SIGTERM)") from None
+        clean = type(exc)(redact(str(exc)))
+        if isinstance(exc, RetryableError) and isinstance(clean, RetryableError):
+            clean.retry_after = exc.retry_after
+        raise clean from None
+    except Exception as exc:  # an unexpected error is final, and carries no value
+        raise StepFailed(redact(f"unexpected {type(exc).__name__}: {exc}")) from None
+
+
+SIGNAL_SLICE = 0.25
+"""The longest the scheduler's thread waits at once, so a signal's handler runs within this time."""
+
+
+def backoff_delay(attempt: int, policy: Policy, rng: random.Random | None = None) -> float:
+    """The pause after failed attempt number ``attempt`` (1-based): doubling, capped, +-20 % jitter."""
+    base = min(policy.max_retry_delay, policy.retry_delay * (2 ** (attempt - 1)))
+    return min(policy.max_retry_delay, base * (rng or random).uniform(0.8, 1.2))
+
+
+class Executor(Protocol):
+    def execute(self, step: StepBase, policy: Policy) -> StepOutcome:
+        """Run ``step`` to its end (all attempts) and say how it went. Never raises."""
+
+
+class Reporter(Protocol):
+    def step_started(self, name: str) -> None: ...
+    def attempt_started(self, name: str, attempt: int) -> None: ...
+    def step_retrying(self, name: str, attempt: int, delay: float, error: str) -> None: ...
+    def step_finished(self, outcome: StepOutcome) -> None: ...
+    def logger_for(self, name: str) -> StepLogger: ...
+
+
+@dataclass
+class LocalExecutor:
+    """Runs a step's attempts in this thread: deadline over all attempts, back-off with jitter."""
+
+    spec: Spec
+    reporter: Reporter
+    cancel: threading.Event
+
+    def execute(self, step: StepBase, policy: Policy) -> StepOutcome:
+        started = time.monotonic()
+        deadline = started + policy.timeout
+        log = self.reporter.logger_for(step.name)
+        attempt = 0
+        while True:
+            attempt += 1
+            ctx = RunContext(step.name, deadline, policy.timeout, self.cancel, log, self.spec.base_dir, attempt)
+            self.reporter.attempt_started(step.name, attempt)
+            try:
+                run_attempt(step, ctx)
+                if ctx.outputs:
+                    log.info("outputs: " + ", ".join(f"{k}={v}" for k, v in ctx.outputs.items()))
+                return StepOutcome(step.name, step.kind, SUCCEEDED, attempt, time.monotonic() - started,
+                                   outputs=dict(ctx.outputs))
+            except StepError as exc:
+                error = str(exc)
+                final = not exc.retryable or attempt > policy.retries
+                delay = 0.0 if final else backoff_delay(attempt, policy)
+                if not final and isinstance(exc, RetryableError) and exc.retry_after:
+                    delay = max(delay, exc.retry_after)  # the server asked for at least this (Retry-After)
+                if not final and time.monotonic() + delay >= deadline:
+                    error = f"{error} (deadline {format_duration(policy.timeout)} reached after {attempt} attempts)"
+                    final = True
+                if final:
+                    return StepOutcome(step.name, step.kind, FAILED, attempt, time.monotonic() - started, error)
+                self.reporter.step_retrying(step.name, attempt, delay, error)
+                if self.cancel.wait(delay):
+                    return StepOutcome(step.name, step.kind, FAILED, attempt, time.monotonic() - started,
+                                       "stopped: the run was terminated (SIGTERM) while waiting to retry")
+
+
+def with_outputs(spec: Spec, name: str, results: dict[str, StepOutcome]) -> StepBase:
+    """Step ``name`` with every ``${steps.STEP.KEY}`` replaced by its ancestors' outputs (validated again)."""
+    from prefect_init.spec.outputs import references, substitute
+
+    step = spec.step(name)
+    raw = next((r for r in (spec.data or {}).get("steps", []) if isinstance(r, dict) and r.get("name") == name), None)
+    if raw is None or not any(True for _ in references(raw)):
+        return step
+    filled = substitute(raw, {n: r.outputs for n, r in results.items()}, name)
+    try:
+        return type(step).model_validate(filled)
+    except ValidationError as exc:  # never the input: it may hold other values of the step
+        first = exc.errors(include_input=False, include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise StepFailed(f"step {name!r}: with its outputs read in, {where}: {first['msg']}") from None
+
+
+def run_spec_with(spec: Spec, executor: Executor, reporter: Reporter, cancel: threading.Event,
+                  only: Iterable[str] | None = None) -> RunOutcome:
+    """Schedule every step of ``spec`` on ``executor``; return the run's outcome (never raises for a step).
+
+    A step starts once every step it needs has succeeded (or was filtered out by ``only``); a step whose need
+    failed or was skipped is never started and ends ``skipped``.
+    """
+    plan = build_plan(spec.steps)
+    selected = set(only) if only else set(plan.order)
+    outcome = RunOutcome(name=spec.name, started_at=now_iso(), identity=Identity.from_env().to_dict())
+    results: dict[str, StepOutcome] = {}
+    for name in plan.order:
+        if name not in selected:
+            results[name] = StepOutcome(name, spec.step(name).kind, NOT_RUN)
+    running: dict[Future[StepOutcome], str] = {}
+
+    def ready(name: str) -> bool:
+        return all(results.get(dep) is not None and results[dep].status in (SUCCEEDED, NOT_RUN)
+                   for dep in plan.needs[name])
+
+    with ThreadPoolExecutor(max_workers=max(1, len(plan.order)), thread_name_prefix="step") as pool:
+        while True:
+            if not cancel.is_set():
+                for name in plan.order:
+                    if name not in results and name not in running.values() and ready(name):
+                        try:
+                            step = with_outputs(spec, name, results)
+                        except StepFailed as exc:  # it reads an output its ancestor did not produce
+                            results[name] = StepOutcome(name, spec.step(name).kind, FAILED, error=redact(str(exc)))
+                            reporter.step_finished(results[name])
+                            continue
+                        reporter.step_started(name)
+                        # a copy of this context per step: Prefect's flow-run context lives in contextvars
+                        context = contextvars.copy_context()
+                        running[pool.submit(context.run, executor.execute, step, spec.policy(step))] = name
+            if not running:
+                break
+            # in slices: a SIGTERM delivered to a worker thread runs its Python handler only when the main
+            # thread executes bytecode again, and an untimed wait would hold it until a step ends by itself
+            done, _ = wait(list(running), timeout=SIGNAL_SLICE, return_when=FIRST_COMPLETED)
+            for future in done:
+                name = running.pop(future)
+                step = spec.step(name)
+                try:
+                    result = future.result()
+                except Exception as exc:  # an executor bug must not lose the status file
+                    result = StepOutcome(name, step.kind, FAILED, error=redact(f"internal error: {exc!r}"))
+                results[name] = result
+                reporter.step_finished(result)
+    for name in plan.order:
+        if name not in results:
+            why = "run stopped by SIGTERM before it started" if cancel.is_set() else "a step it needs failed"
+            results[name] = StepOutcome(name, spec.step(name).kind, SKIPPED, error=why)
+            reporter.step_finished(results[name])
+    outcome.steps = [results[name] for name in plan.order]
+    outcome.interrupted = cancel.is_set()
+    outcome.finished_at = now_iso()
+    return outcome
+
+
+def install_sigterm(cancel: threading.Event) -> None:
+    """On SIGTERM (pod deletion) set ``cancel``: running steps stop, the status is still written.
+
+    Only possible from the main thread; elsewhere (a worker's thread) nothing is installed.
+    """
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        cancel.set()
+
+    signal.signal(signal.SIGTERM, handler)
