@@ -49,6 +49,22 @@ class PrefectServer:
         response.raise_for_status()
         return response.json()
 
+    def assert_database_lacks(self, canaries: list[str], recorded: list[str], limit: float = 20) -> None:
+        """No canary is in the server's database files. ``recorded`` is what this run must have left there
+        (its masked lines, its run's name): the scan waits until it reads all of it, so a scan of the wrong
+        files, or of files the server has not yet written, fails instead of passing."""
+        deadline = time.monotonic() + limit
+        while True:
+            files = sorted(self.database.parent.glob(self.database.name + "*"))
+            content = b"".join(path.read_bytes() for path in files)
+            missing = [text for text in recorded if text.encode() not in content]
+            if not missing:
+                break
+            assert time.monotonic() < deadline, f"never written to {[f.name for f in files]}: {missing}"
+            time.sleep(0.2)
+        for canary in canaries:
+            assert canary.encode() not in content, (canary, [f.name for f in files])
+
 
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:

@@ -102,6 +102,64 @@ def black_hole() -> Iterator[tuple[str, int]]:
         listener.close()
 
 
+class SilentServer:
+    """An HTTP address on 127.0.0.1 that accepts connections and reads requests but never answers (a paused
+    server: the request reaches it, no answer comes), counting the requests that reached it."""
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/api"
+        self.requests: list[bytes] = []
+        self.connections: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections.append(conn)
+            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
+
+    def _read(self, conn: socket.socket) -> None:
+        """With no answer, a client sends one request per connection (httpx does not pipeline): its first line
+        is recorded, the rest read and dropped."""
+        first = True
+        while True:
+            try:
+                data = conn.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            if first:
+                first = False
+                with self._lock:
+                    self.requests.append(data.split(b"\r\n", 1)[0])
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.requests)
+
+    def close(self) -> None:
+        self.listener.close()
+        for conn in self.connections:
+            conn.close()
+
+
+@contextmanager
+def silent_server() -> Iterator[SilentServer]:
+    server = SilentServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
 def at(delay: float, action: Callable[[], object]) -> threading.Timer:
     """Run ``action`` after ``delay`` seconds, in the background."""
     timer = threading.Timer(delay, action)

@@ -33,6 +33,15 @@ def test_env_yaml_toml_and_several_files(tmp_path: Path) -> None:
     assert code == 0, error
     code, error, _ = _run(tmp_path, {"file": ["b.yaml", "c.toml"], "required": ["db.password"]})
     assert code == 0, error
+    # and the negative for every format: a key that is absent, or present and empty, is named
+    (tmp_path / "a.env").write_text("export API_KEY='abc def'\nDB_PASSWORD= # empty\n")
+    code, error, _ = _run(tmp_path, {"file": ["a.env"], "required": ["API_KEY", "DB_PASSWORD", "REDIS_URL"]})
+    assert code == 1
+    assert error == f"{tmp_path / 'a.env'}: missing required keys: DB_PASSWORD, REDIS_URL"
+    for name in ("b.yaml", "c.toml"):
+        code, error, _ = _run(tmp_path, {"file": [name], "required": ["db.password", "db.user"]})
+        assert code == 1
+        assert error == f"{tmp_path / name}: missing required keys: db.user"
 
 
 def test_every_file_problem_reported(tmp_path: Path) -> None:

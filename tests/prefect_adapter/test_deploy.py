@@ -78,6 +78,29 @@ def test_a_literal_password_is_refused_and_nothing_is_created(prefect_server: Pr
     assert httpx.get(f"{prefect_server.api_url}/work_pools/leaky-pool", timeout=30).status_code == 404
 
 
+def test_a_keyword_form_dsn_password_is_refused(prefect_server: PrefectServer, tmp_path: Path) -> None:
+    """libpq's other form, ``host=... password=...``: the password is as readable in a deployment's parameters."""
+    spec = write_spec(tmp_path, """
+        version: 1
+        name: keyword-dsn
+        steps:
+          - name: wait
+            wait:
+              - postgres: host=db port=5432 user=app password=kw-canary dbname=app
+          - name: ok
+            wait:
+              - postgres: host=db user=app password=${DB_PASSWORD} dbname=app
+        """)
+    result = run_cli("deploy", str(spec), "--pool", "kw-pool", "--create-pool", "process",
+                     env=prefect_server.client_env())
+    assert result.code == 2, result.output
+    assert result.stderr.splitlines() == [
+        f"{spec}:6: steps[0].wait[0].postgres: a literal password in a URL or DSN: write the password (or the "
+        "whole URL) as ${VAR}"]
+    assert "kw-canary" not in result.output
+    assert deployment(prefect_server, "keyword-dsn") is None
+
+
 def test_inline_headers_env_and_passwords_are_refused(prefect_server: PrefectServer, tmp_path: Path) -> None:
     spec = write_spec(tmp_path, """
         version: 1

@@ -8,8 +8,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from tests.conftest import ProcessPool, free_port
 from tests.helpers import clean_env, run_cli, write_spec
 
@@ -179,9 +177,16 @@ def test_the_wait_target_does_not_import_prefect(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    code = ("import sys; from prefect_init.prefect_adapter.wait_target import Target; "
-            "Target.model_validate({'prefect_run': {'deployment': 'prefect-init/x', 'tag': 't'}}); "
-            "print('prefect' in sys.modules)")
+    url = f"http://127.0.0.1:{free_port()}/api"  # nothing listens: the check runs and is refused
+    code = ("import sys\n"
+            "from prefect_init.prefect_adapter.wait_target import Target\n"
+            "from prefect_init.kinds.wait.loop import NotReady\n"
+            "target = Target.model_validate({'prefect_run': {'deployment': 'prefect-init/x', 'tag': 't',\n"
+            f"                                                 'api_url': {url!r}}}}})\n"
+            "try:\n"
+            "    target.checker(None).check(2.0)\n"
+            "except NotReady as exc:\n"
+            "    print('not ready:', exc)\n"
+            "print('prefect' in sys.modules, 'httpx' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "False"
-    assert httpx  # the client it uses instead
+    assert out.splitlines() == ["not ready: the Prefect API refused the connection", "False True"]

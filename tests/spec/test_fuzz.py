@@ -52,10 +52,18 @@ def _mutate(data: Any, path: list[Any], value: Any) -> Any:
 
 
 def _load(text: str) -> None:
+    """The property: ``parse_spec`` gives a Spec, or a SpecError whose every problem is one line naming the file
+    and saying something; nothing else escapes."""
     try:
         result = parse_spec(text, "fuzz.yaml", env={"X": "1"})
     except SpecError as exc:
-        assert exc.problems and all(str(p) for p in exc.problems)
+        assert exc.problems
+        for problem in exc.problems:
+            line = str(problem)
+            assert line.startswith("fuzz.yaml") and "\n" not in line, line
+            assert line.split(": ", 1)[-1].strip(), line
+    except Exception as exc:
+        raise AssertionError(f"{type(exc).__name__} escaped parse_spec: {exc}") from exc
     else:
         assert isinstance(result, Spec)
 

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.helpers import CLI, clean_env, run_cli
+from tests.helpers import CLI, clean_env, run_cli, run_cli_reacting
 from tests.pg import PASSWORD
 
 HISTORY = "prefect_init_schema_history"
@@ -229,13 +229,12 @@ def test_migrations_wait_target(tmp_path: Path, pg: Any) -> None:
     waiter = tmp_path / "wait.yaml"
     waiter.write_text(json.dumps({"version": 1, "name": "w", "steps": [{"name": "w", "timeout": "30s", "wait": [
         {"migrations": {"database": pg.dsn, "version": "2"}}]}]}))
-    proc = subprocess.Popen([*CLI, "run", str(waiter)], env=clean_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)
-    assert proc.poll() is None
-    threading.Thread(target=lambda: run_cli("run", str(_spec(tmp_path, {"database": pg.dsn, "dir": str(directory)})))
-                     ).start()
-    _, stderr = proc.communicate(timeout=30)
-    assert proc.returncode == 0, stderr
-    assert "no history table yet" in stderr or "at V" in stderr
+    migrator = threading.Thread(target=lambda: run_cli("run", str(_spec(tmp_path, {"database": pg.dsn,
+                                                                          "dir": str(directory)}))))
+    # the migration starts once the waiter has seen the database without a history table: no timing window
+    result = run_cli_reacting("run", str(waiter), on={"no history table yet": migrator.start}, timeout=60)
+    migrator.join(timeout=60)
+    assert result.code == 0, result.stderr
+    assert "[w] waiting for migrations" in result.stderr and "[w] ready: migrations" in result.stderr
+    stderr = result.stderr
     assert PASSWORD not in stderr
