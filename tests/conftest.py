@@ -40,7 +40,11 @@ class PrefectServer:
         return env
 
     def post(self, path: str, body: dict) -> list[dict[str, Any]]:
-        response = httpx.post(f"{self.api_url}{path}", json=body, timeout=30)
+        for _ in range(3):  # the shared SQLite server answers 503 now and then while it is busy
+            response = httpx.post(f"{self.api_url}{path}", json=body, timeout=30)
+            if response.status_code != 503:
+                break
+            time.sleep(0.5)
         response.raise_for_status()
         return response.json()
 

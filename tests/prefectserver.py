@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -87,3 +88,21 @@ def prefect_server_process(home: Path, **settings: str) -> Iterator[str]:
         yield server.start()
     finally:
         server.stop()
+
+
+TRANSIENT = {"Pending", "Running", "Retrying", "AwaitingRetry"}
+
+
+def settled_task_runs(api: str, flow_run_ids: list[str], count: int, limit: float = 30) -> list[dict[str, Any]]:
+    """The task runs of these flow runs once there are ``count`` and none is in a passing state. A mirrored
+    run's task runs are recorded from its events by the server's task run recorder, a moment after the run."""
+    deadline = time.monotonic() + limit
+    while True:
+        runs = httpx.post(f"{api}/task_runs/filter", json={"flow_runs": {"id": {"any_": flow_run_ids}},
+                                                            "limit": 200}, timeout=30).json()
+        if len(runs) >= count and not any(r["state_name"] in TRANSIENT for r in runs):
+            return list(runs)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(runs)} of {count} task runs settled: "
+                                 f"{sorted((r['name'], r['state_name']) for r in runs)}")
+        time.sleep(0.2)

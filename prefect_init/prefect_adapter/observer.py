@@ -1,9 +1,14 @@
 """Mirror a run into the Prefect API from one background thread; never block a step, never outlive the run.
 
 Every call is queued by the step threads (constant time, no I/O) and made by the observer's thread, in order.
-The first call that fails (no answer within its timeout, a refused connection, a 5xx, a 401 or 403) marks the API
-lost: from then on nothing is sent, and what was not recorded is counted for the one warning line of
-:meth:`Observer.close`, whose wait is bounded too.
+Task runs are recorded as Prefect 3's own engine records them: as ``prefect.task-run.<State>`` events, which the
+server's task run recorder turns into task runs and their states, with the pod's own timestamps. So the steps of
+a wake-up travel in one ``POST /events`` with the run's other events, a repeated event (same id) records nothing
+twice, and automations on ``prefect.task-run.*`` see every step.
+A call the API does not take (no answer within its timeout, a refused connection, a 5xx, a 429) is tried again
+with back-off, in order, for as long as the steps run: a server restarted mid-run loses nothing. After the last
+step, :meth:`Observer.close` waits at most its budget, then gives up; what was not recorded is counted for its one
+warning line. A 401 or 403 ends the mirror at once; another 4xx refuses that call only, and the line names it.
 """
 
 from __future__ import annotations
@@ -13,26 +18,45 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
-from prefect_init.prefect_adapter.rest import ApiLost, PrefectRest
+from prefect_init.prefect_adapter.rest import ApiLost, ApiRefused, ApiRejected, PrefectRest
 from prefect_init.run.identity import Identity
-from prefect_init.run.outcome import FAILED, SUCCEEDED, RunOutcome, StepOutcome
+from prefect_init.run.outcome import FAILED, SKIPPED, SUCCEEDED, RunOutcome, StepOutcome
 from prefect_init.runtime.redaction import redact
 from prefect_init.spec.model import Policy
 
 FLOW_NAME = "prefect-init"
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARN": 30, "WARNING": 30, "ERROR": 40}
 MAX_DRAIN = 1000
-BATCHED = {"log line": "/logs/", "event": "/events"}
-"""Calls whose bodies are lists and whose order does not matter: merged into one request per wake-up."""
+START_BUDGET = 4.0
+"""Creating the flow run (before the first step) is tried again for this long while the API is slow or away (a
+rollout's pods all start at once); then the run goes on locally, or exits 1 with ``--require-api``."""
+MAX_QUEUED = 20_000
+"""Calls waiting for an API that is away; past this, new ones are counted as not recorded (a pod's memory)."""
+RETRY_FIRST = 0.25
+RETRY_CAP = 2.0
+"""A call the API did not take is tried again after 0.25 s, then 0.5, 1, 2, 2 ... (or as long as a 429's
+Retry-After asks, up to the cap), while the steps run and for :meth:`Observer.close`'s budget after them."""
+BATCHED = ("/logs/", "/events")
+"""Paths whose bodies are lists and whose order does not matter: merged into one request per wake-up."""
+NOT_READY = "Upstream task run '{}' did not reach a 'COMPLETED' state."
+"""The message of Prefect's engine for a task whose upstream failed (its state: Pending, named NotReady)."""
 
 
 def _iso(at: float | None = None) -> str:
     moment = datetime.now(UTC) if at is None else datetime.fromtimestamp(at, UTC)
     return moment.isoformat().replace("+00:00", "Z")
+
+
+def _iso_us(microseconds: int) -> str:
+    """A time given in whole microseconds since the epoch, exactly (a float loses the last one)."""
+    moment = datetime.fromtimestamp(microseconds // 1_000_000, UTC).replace(microsecond=microseconds % 1_000_000)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def state(kind: str, name: str, message: str | None = None, scheduled: float | None = None) -> dict[str, Any]:
@@ -52,9 +76,29 @@ class _Call:
     path: str
     body: Any
     count: int = 1
+    parts: list[_Call] | None = None
+    """A batch's calls, each counted as what it is if the batch is not recorded."""
 
 
 _STOP = _Call("stop", "", "", None)
+
+
+@dataclass
+class _TaskRun:
+    """What the events say of one step's task run (``payload.task_run``), kept between its states."""
+
+    id: str
+    name: str
+    kind: str
+    retries: int
+    upstream: list[str]
+    expected_start: float
+    run_count: int = 0
+    start: float | None = None
+    end: float | None = None
+    state: dict[str, Any] | None = None
+    last_us: int = 0
+    """The last state's time in whole microseconds: the server keeps one state per task run and timestamp."""
 
 
 class Observer:
@@ -74,31 +118,64 @@ class Observer:
         self.flow_id: str | None = None
         self.heartbeat_seconds = heartbeat_seconds if self.owns_flow_run else None
         self.task_runs: dict[str, str] = {}
+        self.records: dict[str, _TaskRun] = {}
+        self.tags: list[str] = []
         self.queue: queue.Queue[_Call] = queue.Queue()
         self.lost: str | None = None
         self.lost_at: float | None = None
         self.dropped: Counter[str] = Counter()
-        self._lock = threading.Lock()
+        self.rejected: Counter[str] = Counter()
+        self.away: tuple[str, float] | None = None
+        """Why and since when the API has not taken a call (kept while calls are tried again)."""
+        self.retried = 0
+        self.repeated = 0
+        self.in_flight: list[_Call] = []
+        self.gave_up = threading.Event()
+        self._lock = threading.RLock()
         self.thread = threading.Thread(target=self._loop, name="prefect-observer", daemon=True)
 
     # -- set-up: the only calls made in the caller's thread, each bounded -------------------------------------
 
     def start(self, parameters: dict[str, Any], tags: list[str]) -> None:
         """Create the flow run (when this observer owns it) and start the thread. Raises
-        :class:`~prefect_init.prefect_adapter.rest.ApiLost` / ``ApiRefused``: then nothing was recorded."""
+        :class:`~prefect_init.prefect_adapter.rest.ApiLost` / ``ApiRefused``: then nothing was recorded.
+        ``tags`` are the flow run's, and its task runs' (as Prefect's engine tags a flow's task runs)."""
+        self.tags = list(tags)
         if self.owns_flow_run:
-            flow = self.rest.call("POST", "/flows/", {"name": FLOW_NAME})
+            deadline = time.monotonic() + START_BUDGET
+            flow = self._call_by(deadline, "POST", "/flows/", {"name": FLOW_NAME})
             self.flow_id = str(flow["id"])
-            run = self.rest.call("POST", "/flow_runs/", {
+            run = self._call_by(deadline, "POST", "/flow_runs/", {
                 "flow_id": self.flow_id, "name": self.run_name, "parameters": parameters, "tags": tags,
-                "state": state("RUNNING", "Running")})
+                # the same key made again returns the same run: a call that timed out and is repeated
+                # creates no second run
+                "idempotency_key": str(uuid.uuid4()), "state": state("RUNNING", "Running")})
             self.flow_run_id = str(run["id"])
         self.thread.start()
+
+    def _call_by(self, deadline: float, method: str, path: str, body: Any) -> Any:
+        """A call of the start, tried again with back-off while the API is slow or away, until ``deadline``."""
+        pause = RETRY_FIRST
+        while True:
+            try:
+                return self.rest.call(method, path, body)
+            except (ApiRefused, ApiRejected):
+                raise
+            except ApiLost as exc:
+                wait = max(pause, exc.retry_after or 0.0)
+                if time.monotonic() + wait >= deadline:
+                    raise
+                time.sleep(wait)
+                pause = min(RETRY_CAP, pause * 2)
 
     # -- what the engine reports (any thread; no I/O) ---------------------------------------------------------
 
     def _put(self, what: str, method: str, path: str, body: Any, count: int = 1) -> None:
-        self.queue.put(_Call(what, method, path, body, count))
+        call = _Call(what, method, path, body, count)
+        if self.queue.qsize() >= MAX_QUEUED:  # the API has been away long: keep the pod's memory bounded
+            self._drop(call)
+        else:
+            self.queue.put(call)
 
     def log(self, step: str | None, level: str, message: str) -> None:
         entry = {"name": "prefect.task_runs" if step else "prefect.flow_runs", "level": LEVELS.get(level, 20),
@@ -107,41 +184,105 @@ class Observer:
         self._put("log line", "POST", "/logs/", [entry])
 
     def task_started(self, name: str, kind: str, policy: Policy) -> None:
-        task_run_id = str(uuid.uuid4())
+        now = time.time()
         with self._lock:
-            self.task_runs[name] = task_run_id
-            upstream = [self.task_runs[dep] for dep in self.needs.get(name, []) if dep in self.task_runs]
-        self._put("step state", "POST", "/task_runs/", {
-            "id": task_run_id, "name": name, "flow_run_id": self.flow_run_id, "task_key": f"prefect-init-{kind}",
-            "dynamic_key": name, "empirical_policy": {"retries": policy.retries, "retry_delay": policy.retry_delay},
+            record = _TaskRun(str(uuid.uuid4()), name, kind, policy.retries, [], now)
+            self.task_runs[name] = record.id
+            self.records[name] = record
             # Prefect's wait_for: the run graph draws the spec's `after:` edges from it
-            "task_inputs": {"wait_for": [{"input_type": "task_run", "id": up} for up in upstream]},
-            # created running (one call, not two): the first attempt starts now
-            "state": state("RUNNING", "Running")})
-
-    def _task_state(self, name: str, body: dict[str, Any]) -> None:
-        task_run_id = self.task_runs.get(name)
-        if task_run_id:
-            self._put("step state", "POST", f"/task_runs/{task_run_id}/set_state", {"state": body, "force": True})
+            record.upstream = [self.task_runs[dep] for dep in self.needs.get(name, []) if dep in self.task_runs]
+            self._task_state(record, "PENDING", "Pending", at=now)
+            record.run_count, record.start = 1, now
+            self._task_state(record, "RUNNING", "Running", at=now)
 
     def attempt_started(self, name: str, attempt: int) -> None:
         if attempt > 1:  # the first attempt's Running state came with the task run
-            self._task_state(name, state("RUNNING", "Retrying"))
+            with self._lock:
+                record = self.records.get(name)
+                if record:
+                    record.run_count = attempt
+                    self._task_state(record, "RUNNING", "Retrying")
 
     def task_retrying(self, name: str, attempt: int, delay: float, error: str) -> None:
-        self._task_state(name, state("SCHEDULED", "AwaitingRetry", error, scheduled=time.time() + delay))
+        with self._lock:
+            record = self.records.get(name)
+            if record:
+                self._task_state(record, "SCHEDULED", "AwaitingRetry", error, scheduled=time.time() + delay)
 
     def task_finished(self, outcome: StepOutcome) -> None:
-        if outcome.status == SUCCEEDED:
-            self._task_state(outcome.name, state("COMPLETED", "Completed"))
-        elif outcome.status == FAILED:
-            self._task_state(outcome.name, state("FAILED", "Failed", outcome.error))
+        with self._lock:
+            record = self.records.get(outcome.name)
+            if outcome.status == SKIPPED and record is None:
+                # as Prefect's engine leaves a task whose upstream failed: a task run, Pending, named NotReady
+                now = time.time()
+                record = _TaskRun(str(uuid.uuid4()), outcome.name, outcome.kind, 0, [], now)
+                self.task_runs[outcome.name] = record.id
+                self.records[outcome.name] = record
+                needs = self.needs.get(outcome.name, [])
+                record.upstream = [self.task_runs[dep] for dep in needs if dep in self.task_runs]
+                failed = next((dep for dep in needs if self._failed(dep)), needs[0] if needs else outcome.name)
+                self._task_state(record, "PENDING", "NotReady", NOT_READY.format(failed), at=now)
+            elif record is not None and outcome.status in (SUCCEEDED, FAILED):
+                record.end = time.time()
+                if outcome.status == SUCCEEDED:
+                    self._task_state(record, "COMPLETED", "Completed", at=record.end)
+                else:
+                    self._task_state(record, "FAILED", "Failed", outcome.error, at=record.end)
+        if outcome.status == FAILED and outcome.error:  # as Prefect's engine logs a task's final failure
+            self.log(outcome.name, "ERROR", f"Finished in state Failed({outcome.error!r})")
         payload: dict[str, Any] = {"kind": outcome.kind, "attempts": outcome.attempts,
                                    "duration_s": round(outcome.duration_s, 3)}
         if outcome.error:
             payload["error"] = redact(outcome.error)
         self.event(f"prefect-init.step.{outcome.status}", f"prefect-init.step.{self.spec_name}.{outcome.name}",
                    outcome.name, payload)
+
+    def _failed(self, name: str) -> bool:
+        record = self.records.get(name)
+        return record is not None and (record.state or {}).get("type") in ("FAILED", "PENDING")
+
+    def _task_state(self, record: _TaskRun, kind: str, name: str, message: str | None = None,
+                    scheduled: float | None = None, at: float | None = None) -> None:
+        """Queue the event of one task-run state, as ``emit_task_run_state_change_event`` writes it (the
+        caller holds the lock). The state's id is the event's: a repeated event records nothing twice."""
+        # strictly later than the task run's last state: the server keeps a state only if its timestamp is newer
+        # strictly later than the task run's last state, in the microseconds the server stores: it keeps a state
+        # only if its timestamp is newer, and refuses two of one task run at the same time
+        record.last_us = max(round((time.time() if at is None else at) * 1e6), record.last_us + 1)
+        at = record.last_us / 1e6
+        stamp = _iso_us(record.last_us)
+        validated: dict[str, Any] = {"type": kind, "name": name, "message": redact(message) if message else None,
+                                     "state_details": {"scheduled_time": _iso(scheduled)} if scheduled else {},
+                                     "data": None}
+        task_run: dict[str, Any] = {
+            "name": record.name, "task_key": f"prefect-init-{record.kind}", "dynamic_key": record.name,
+            "empirical_policy": {"retries": record.retries}, "tags": self.tags,
+            "task_inputs": {"wait_for": [{"input_type": "task_run", "id": up} for up in record.upstream]},
+            "run_count": record.run_count, "flow_run_run_count": 1,
+            "expected_start_time": _iso(record.expected_start)}
+        if record.start is not None:
+            task_run["start_time"] = _iso(record.start)
+            task_run["total_run_time"] = round((record.end or at) - record.start, 6)
+        if record.end is not None:
+            task_run["end_time"] = _iso(record.end)
+        previous = record.state
+        record.state = validated
+        resource = {"prefect.resource.id": f"prefect.task-run.{record.id}", "prefect.resource.name": record.name,
+                    "prefect.run-count": str(record.run_count), "prefect.state-message": validated["message"] or "",
+                    "prefect.state-name": name, "prefect.state-timestamp": stamp, "prefect.state-type": kind,
+                    "prefect.orchestration": "client"}
+        related = [{"prefect.resource.id": f"prefect.flow-run.{self.flow_run_id}", "prefect.resource.role": "flow-run",
+                    "prefect.resource.name": self.run_name}]
+        if self.flow_id:
+            related.append({"prefect.resource.id": f"prefect.flow.{self.flow_id}", "prefect.resource.role": "flow",
+                            "prefect.resource.name": FLOW_NAME})
+        related += [{"prefect.resource.id": f"prefect.tag.{tag}", "prefect.resource.role": "tag"}
+                    for tag in sorted(self.tags)]
+        self._put("step state", "POST", "/events", [{
+            "id": str(uuid.uuid4()), "occurred": stamp, "event": f"prefect.task-run.{name}",
+            "resource": resource, "related": related,
+            "payload": {"intended": {"from": previous["type"] if previous else None, "to": kind},
+                        "initial_state": previous, "validated_state": validated, "task_run": task_run}}])
 
     def event(self, name: str, resource_id: str, resource_name: str, payload: dict[str, Any]) -> None:
         """A Prefect event about this run (``prefect-init.step.*``, ``prefect-init.run.*``), related to the flow
@@ -189,9 +330,9 @@ class Observer:
             "related": related, "payload": {}}]))
 
     def _loop(self) -> None:
-        """Each time it wakes, the thread takes everything queued: the calls whose order matters (task runs,
-        states, the artifact) go first, in order; then all the log lines in one request and all the events in
-        another. The slower the API, the larger the batches, the fewer the requests."""
+        """Each time it wakes, the thread takes everything queued: the flow run's final state first; then all the
+        events (the task runs' states among them) in one request and all the log lines in another; the artifact
+        last. The slower the API, the larger the batches, the fewer the requests."""
         interval = self.heartbeat_seconds
         next_beat = time.monotonic()
         while True:
@@ -208,48 +349,112 @@ class Observer:
                     batch.append(self.queue.get_nowait())
                 except queue.Empty:
                     break
-            for call in batch:
-                if call is not _STOP and call.what not in BATCHED:
-                    self._send(call)
-            for what, path in BATCHED.items():
-                items = [item for call in batch if call.what == what for item in call.body]
+            calls = [call for call in batch if call is not _STOP]
+            groups: list[Callable[[], object]] = [
+                partial(self._send_each, [c for c in calls if c.path not in BATCHED and c.what != "artifact"])]
+            for path in BATCHED:
+                items = [call for call in calls if call.path == path]
                 if items:
-                    self._send(_Call(what, "POST", path, items, len(items)))
-            if any(call is _STOP for call in batch):
-                return
-
-    def _send(self, call: _Call) -> None:
-        if self.lost is not None:
-            self.dropped[call.what] += call.count
+                    groups.append(partial(self._send_batch, path, items))
+            groups.append(partial(self._send_each, [call for call in calls if call.what == "artifact"]))
+            if len(calls) == len(batch):
+                for group in groups:
+                    group()
+                continue
+            # the run is over (close was called): what is left goes at once, one connection a group, so the pod
+            # waits for the slowest call rather than for all of them in turn
+            senders = [threading.Thread(target=group, daemon=True) for group in groups]
+            for sender in senders:
+                sender.start()
+            for sender in senders:
+                sender.join()
             return
-        try:
-            self.rest.call(call.method, call.path, call.body)
-        except ApiLost as exc:
-            self.lost, self.lost_at = str(exc), time.time()
+
+    def _send(self, call: _Call) -> bool:
+        """Make one call, and try it again with back-off while the API is away (no answer, refused, 5xx, 429),
+        until it is recorded or :meth:`close` gives up. A 401/403 ends the mirror; another 4xx refuses this
+        call only. Every call made again is safe to repeat: events carry their id, the final state is forced,
+        log lines may be recorded twice (counted in ``repeated``)."""
+        pause = RETRY_FIRST
+        while True:
+            if self.lost is not None or self.gave_up.is_set():
+                self._drop(call)
+                return False
+            with self._lock:
+                self.in_flight.append(call)
+            try:
+                self.rest.call(call.method, call.path, call.body)
+                self.away = None
+                return True
+            except ApiRefused as exc:
+                self._lose(str(exc))
+            except ApiRejected as exc:
+                with self._lock:
+                    self.rejected[f"{call.what} (HTTP {exc.status} on {call.method} {call.path.split('?')[0]})"
+                                  ] += call.count
+                return False
+            except ApiLost as exc:
+                self.away = self.away or (str(exc), time.time())
+                self.retried += 1
+                if call.path == "/logs/":
+                    self.repeated += call.count  # a log line sent again may be there twice
+                if self.gave_up.wait(min(RETRY_CAP, max(pause, exc.retry_after or 0.0))):
+                    continue
+                pause = min(RETRY_CAP, pause * 2)
+            finally:
+                with self._lock:
+                    self.in_flight.remove(call)
+
+    def _send_each(self, calls: list[_Call]) -> None:
+        for call in calls:
+            self._send(call)
+
+    def _lose(self, reason: str) -> None:
+        if self.lost is None:
+            self.lost, self.lost_at = reason, time.time()
+
+    def _drop(self, call: _Call) -> None:
+        with self._lock:
             self.dropped[call.what] += call.count
+
+    def _send_batch(self, path: str, calls: list[_Call]) -> None:
+        """One request for every item queued for ``path``; what was not sent is counted by what each item was."""
+        items = [item for call in calls for item in call.body]
+        if not self._send(_Call("batch", "POST", path, items, 0, parts=calls)):
+            with self._lock:
+                for call in calls:
+                    self.dropped[call.what] += len(call.body)
 
     def close(self, budget: float) -> str | None:
-        """Flush for at most ``budget`` seconds; return the one warning line if anything was not recorded."""
+        """Flush for at most ``budget`` seconds, calls made again included; then give up: no request is made
+        after this returns. Return the one warning line if anything was not recorded."""
         self.queue.put(_STOP)
         if self.thread.is_alive():
             self.thread.join(timeout=budget)
-        if self.thread.is_alive():  # a call still hangs: give up on the API and count what is left
-            if self.lost is None:
-                self.lost, self.lost_at = "no answer", time.time()
-            while True:
-                try:
-                    call = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                if call is not _STOP:
-                    self.dropped[call.what] += len(call.body) if call.what in BATCHED else call.count
+        if self.thread.is_alive():  # the API is away or slow: give up and count what is left
+            self.gave_up.set()
+            self._lose(self.away[0] if self.away else "no answer")
+            if self.away:
+                self.lost_at = self.away[1]
+            with self._lock:
+                for call in [part for flying in self.in_flight for part in flying.parts or [flying]]:
+                    if call.what != "heartbeat":  # in flight: it may not have been recorded
+                        self.dropped[call.what] += len(call.body) if call.path in BATCHED else call.count
+                while True:
+                    try:
+                        call = self.queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if call is not _STOP:
+                        self.dropped[call.what] += len(call.body) if call.path in BATCHED else call.count
         else:
             self.rest.close()
         return self.warning()
 
     def warning(self) -> str | None:
+        refused = "; ".join(f"{count} {what}" for what, count in self.rejected.items())
         if self.lost is None:
-            return None
+            return f"warning: the Prefect API refused part of the record: {refused}" if refused else None
         parts = []
         if self.dropped["final state"]:
             parts.append("the final state")
@@ -262,5 +467,6 @@ class Observer:
             parts.append(f"{self.dropped['event']} event{'s' if self.dropped['event'] > 1 else ''}")
         when = datetime.fromtimestamp(self.lost_at or time.time(), UTC).strftime("%H:%M:%SZ")
         missing = ", ".join(parts) if parts else "heartbeats only"
-        return (f"warning: the Prefect API went away at {when} ({self.lost}); the steps ran on. Not recorded in "
+        line = (f"warning: the Prefect API went away at {when} ({self.lost}); the steps ran on. Not recorded in "
                 f"Prefect: {missing}")
+        return f"{line}; refused: {refused}" if refused else line

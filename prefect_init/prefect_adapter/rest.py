@@ -17,11 +17,20 @@ CALL_TIMEOUT = httpx.Timeout(2.0, connect=1.0)
 
 
 class ApiLost(Exception):
-    """The API did not answer in time, refused the connection or answered 5xx: nothing more is sent."""
+    """The API did not answer in time, refused the connection, or answered 5xx or 429: worth trying again
+    later (``retry_after``: the seconds a 429's ``Retry-After`` asked for)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class _Busy(Exception):
     """A 5xx or 429: worth one more try."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 RETRY_PAUSE = 0.2
@@ -33,6 +42,23 @@ class ApiRefused(ApiLost):
     def __init__(self, status: int) -> None:
         super().__init__(f"HTTP {status}: check PREFECT_API_KEY or PREFECT_API_AUTH_STRING")
         self.status = status
+
+
+class ApiRejected(ApiLost):
+    """The API answered another 4xx: it refuses this call (a body an older server does not take, say), not the
+    next one. Never tried again."""
+
+    def __init__(self, status: int, method: str, path: str) -> None:
+        super().__init__(f"HTTP {status} on {method} {path}")
+        self.status = status
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """A 429's ``Retry-After`` in seconds (Prefect Cloud sends one), when it is a number."""
+    try:
+        return max(0.0, float(response.headers["Retry-After"]))
+    except (KeyError, ValueError):
+        return None
 
 
 def _setting(name: str) -> str | None:
@@ -67,16 +93,20 @@ class PrefectRest:
         self.client = httpx.Client(base_url=url.rstrip("/"), headers=headers or {}, timeout=timeout)
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
-        """One call; a 5xx or 429 (a busy server, a locked database) is tried once more after 0.2 s, anything
-        else that fails is final at once. Bounded: at most two calls of :data:`CALL_TIMEOUT`."""
+        """One call; a 5xx or 429 (a busy server, a locked database) is tried once more after 0.2 s (unless a
+        429 asks for longer), anything else that fails raises at once: :class:`ApiRefused` (401, 403),
+        :class:`ApiRejected` (another 4xx), :class:`ApiLost`. Bounded: at most two calls of
+        :data:`CALL_TIMEOUT`."""
         try:
             return self._call(method, path, body)
-        except _Busy:
+        except _Busy as first:
+            if first.retry_after is not None and first.retry_after > RETRY_PAUSE:
+                raise ApiLost(str(first), first.retry_after) from None  # the caller waits as long as asked
             time.sleep(RETRY_PAUSE)
             try:
                 return self._call(method, path, body)
             except _Busy as exc:
-                raise ApiLost(str(exc)) from None
+                raise ApiLost(str(exc), exc.retry_after) from None
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         try:
@@ -91,9 +121,9 @@ class PrefectRest:
         if response.status_code in (401, 403):
             raise ApiRefused(response.status_code)
         if response.status_code >= 500 or response.status_code == 429:
-            raise _Busy(f"HTTP {response.status_code} on {method} {path.split('?')[0]}")
+            raise _Busy(f"HTTP {response.status_code} on {method} {path.split('?')[0]}", _retry_after(response))
         if response.status_code >= 400:
-            raise ApiLost(f"HTTP {response.status_code} on {method} {path.split('?')[0]}")
+            raise ApiRejected(response.status_code, method, path.split("?")[0])
         return response.json() if response.content else None
 
     def close(self) -> None:

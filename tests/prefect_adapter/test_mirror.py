@@ -11,6 +11,7 @@ from typing import Any
 
 from tests.conftest import PrefectServer
 from tests.helpers import CLI, run_cli, write_spec
+from tests.prefectserver import settled_task_runs
 
 CANARY = "canary-prefect-9d1e77-topsecret"
 
@@ -21,9 +22,8 @@ def _flow_run(server: PrefectServer, name: str) -> dict[str, Any]:
     return runs[0]
 
 
-def _task_runs(server: PrefectServer, flow_run_id: str) -> dict[str, dict[str, Any]]:
-    runs = server.post("/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}}})
-    return {r["name"]: r for r in runs}
+def _task_runs(server: PrefectServer, flow_run_id: str, count: int) -> dict[str, dict[str, Any]]:
+    return {r["name"]: r for r in settled_task_runs(server.api_url, [flow_run_id], count)}
 
 
 def _logs(server: PrefectServer, flow_run_id: str) -> list[str]:
@@ -56,7 +56,7 @@ def test_successful_run_is_a_completed_flow_run_with_a_task_run_per_step(
     assert result.code == 0, result.output
     flow_run = _flow_run(prefect_server, name)
     assert flow_run["state_type"] == "COMPLETED"
-    tasks = _task_runs(prefect_server, flow_run["id"])
+    tasks = _task_runs(prefect_server, flow_run["id"], 3)
     assert set(tasks) == {"prepare", "hello", "side"}
     assert all(t["state_type"] == "COMPLETED" for t in tasks.values())
     assert "hello from a task" in _logs(prefect_server, flow_run["id"])
@@ -81,9 +81,19 @@ def test_failed_step_fails_the_flow_run_with_retries_recorded(prefect_server: Pr
     assert result.code == 1, result.output
     flow_run = _flow_run(prefect_server, name)
     assert flow_run["state_type"] == "FAILED"
-    tasks = _task_runs(prefect_server, flow_run["id"])
-    assert set(tasks) == {"flaky"}  # a skipped step starts no task run
+    tasks = _task_runs(prefect_server, flow_run["id"], 2)
+    assert set(tasks) == {"flaky", "never"}
     assert tasks["flaky"]["state_type"] == "FAILED"
+    # a skipped step is a task run in the state Prefect's engine gives a task whose upstream failed
+    never = tasks["never"]
+    assert (never["state_type"], never["state_name"]) == ("PENDING", "NotReady")
+    assert never["state"]["message"] == "Upstream task run 'flaky' did not reach a 'COMPLETED' state."
+    assert never["task_inputs"]["wait_for"] == [{"input_type": "task_run", "id": tasks["flaky"]["id"]}]
+    # and the failure is an ERROR on the failed task run, as Prefect's engine logs it
+    errors = prefect_server.post("/logs/filter", {"logs": {"task_run_id": {"any_": [tasks["flaky"]["id"]]},
+                                                           "level": {"ge_": 40}}})
+    assert len(errors) == 1, errors
+    assert errors[0]["message"].startswith("Finished in state Failed(") and "exited with 1" in errors[0]["message"]
     assert tasks["flaky"]["run_count"] == 3
     states = prefect_server.get(f"/task_run_states/?task_run_id={tasks['flaky']['id']}")
     assert [s["name"] for s in states].count("AwaitingRetry") == 2
@@ -118,7 +128,7 @@ def test_canary_never_reaches_the_prefect_api(prefect_server: PrefectServer, tmp
     logs = _logs(prefect_server, flow_run["id"])
     assert "token=****" in logs  # the line arrived, masked
     artifacts = prefect_server.post("/artifacts/filter", {"artifacts": {"key": {"any_": [f"prefect-init-{name}"]}}})
-    tasks = _task_runs(prefect_server, flow_run["id"])
+    tasks = _task_runs(prefect_server, flow_run["id"], 2)
     states = [prefect_server.get(f"/task_run_states/?task_run_id={t['id']}") for t in tasks.values()]
     for text in (result.stdout, result.stderr, (tmp_path / "status.json").read_text(), str(logs),
                  str(artifacts), str(tasks), str(states), str(flow_run)):
@@ -242,7 +252,7 @@ def test_the_plan_is_drawn_from_wait_for_inputs(prefect_server: PrefectServer, t
     """)
     result = run_cli("run", str(spec), "--require-api", env=prefect_server.client_env())
     assert result.code == 0, result.output
-    tasks = _task_runs(prefect_server, _flow_run(prefect_server, name)["id"])
+    tasks = _task_runs(prefect_server, _flow_run(prefect_server, name)["id"], 4)
 
     def waited_for(step: str) -> set[str]:
         inputs = tasks[step]["task_inputs"].get("wait_for", [])

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from tests.helpers import CLI, clean_env, write_spec
-from tests.prefectserver import ServerProcess
+from tests.prefectserver import ServerProcess, settled_task_runs
 
 REPLICAS = 20
 
@@ -41,8 +41,7 @@ def test_twenty_replicas_at_once(prefect_on_postgres: ServerProcess, tmp_path: P
     api = httpx.Client(base_url=server.api, timeout=60)
     runs = api.post("/flow_runs/filter", json={"flow_runs": {"name": {"any_": [name]}}}).json()
     assert len(runs) == REPLICAS and {r["state_type"] for r in runs} == {"COMPLETED"}
-    tasks = api.post("/task_runs/filter", json={"flow_runs": {"id": {"any_": [r["id"] for r in runs]}},
-                                                 "limit": 200}).json()
+    tasks = settled_task_runs(server.api, [r["id"] for r in runs], 3 * REPLICAS)
     assert len(tasks) == 3 * REPLICAS and {t["state_type"] for t in tasks} == {"COMPLETED"}
     log = server.log.read_text()
     assert " 500 " not in log and "Internal Server Error" not in log and "Traceback" not in log

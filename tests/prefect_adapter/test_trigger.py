@@ -10,6 +10,7 @@ from typing import Any
 
 from tests.conftest import ProcessPool, free_port
 from tests.helpers import clean_env, run_cli, write_spec
+from tests.prefectserver import settled_task_runs
 
 OK = """
 version: 1
@@ -65,7 +66,7 @@ def test_deploy_then_trigger_completes(process_pool: ProcessPool, tmp_path: Path
     run, = flow_runs(process_pool, "trigger-ok", "release-1")
     assert run["state_type"] == "COMPLETED" and run["name"] == "trigger-ok"
     assert run["parameters"]["spec_text"] == spec.read_text()
-    tasks = process_pool.server.post("/task_runs/filter", {"flow_runs": {"id": {"any_": [run["id"]]}}})
+    tasks = settled_task_runs(process_pool.server.api_url, [run["id"]], 2)
     assert sorted(t["name"] for t in tasks) == ["greet", "prepare"]
     artifacts = process_pool.server.post("/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}})
     assert [a["key"] for a in artifacts] == ["prefect-init-trigger-ok"]
