@@ -15,8 +15,10 @@ import sys
 import zipfile
 from pathlib import Path
 
-from prefect_init.render.dockerfile import BUILD_WHEEL, INSTALL_WHEEL
+from prefect_init.render.dockerfile import BUILD_WHEEL, INIT_REQUIREMENTS, INSTALL_INIT, INSTALL_WHEEL
+from tests.conftest import PrefectServer
 from tests.helpers import clean_env, write_spec
+from tests.prefectserver import settled_task_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -131,3 +133,48 @@ def test_the_wheel_holds_every_module_and_runs_when_installed(tmp_path: Path) ->
     where = subprocess.run([str(venv / "bin" / "python"), "-c", "import prefect_init.kinds.wait.targets.tcp as m; "
                             "print(m.__file__)"], cwd=outside, capture_output=True, text=True, check=True).stdout
     assert str(venv) in where and str(ROOT) not in where
+
+
+def test_the_init_install_runs_every_kind_and_prefect_mode_without_prefect(tmp_path: Path,
+                                                                           prefect_server: PrefectServer) -> None:
+    """The init image's install, by its own commands: no prefect, prefect-kubernetes, SQLAlchemy, asyncpg or
+    kubernetes_asyncio; `check` knows every kind, `run` runs, and a run is mirrored into a real Prefect server;
+    the commands that need Prefect say so in one line."""
+    src = sources(tmp_path / "src")
+    wheels = tmp_path / "wheels"
+    shell(BUILD_WHEEL.format(wheels=wheels) + " && " + INIT_REQUIREMENTS.format(wheels=wheels), cwd=src)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    shell(INSTALL_INIT.format(wheels=wheels), cwd=tmp_path, venv=venv)
+    installed = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "list", "--format=freeze"],
+                               capture_output=True, text=True, check=True).stdout.lower()
+    assert "prefect-init==" in installed and "httpx==" in installed  # the positive control
+    for heavy in ("prefect==", "prefect-kubernetes==", "sqlalchemy==", "asyncpg==", "kubernetes-asyncio=="):
+        assert heavy not in installed, heavy
+    cli = venv / "bin" / "prefect-init"
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    check = subprocess.run([str(cli), "check", str(write_spec(outside, EVERY_KIND, "every.yaml"))],
+                           cwd=outside, env=clean_env(), capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0, check.stdout + check.stderr
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    try:
+        spec = write_spec(outside, RUN.format(port=listener.getsockname()[1]).replace(
+            "name: installed", "name: init-install"), "run.yaml")
+        run = subprocess.run([str(cli), "run", str(spec), "--require-api"], cwd=outside,
+                             env=prefect_server.client_env(), capture_output=True, text=True, timeout=120)
+    finally:
+        listener.close()
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "warning" not in run.stderr.lower(), run.stderr
+    flow_run, = prefect_server.post("/flow_runs/filter", {"flow_runs": {"name": {"any_": ["init-install"]}}})
+    assert flow_run["state_type"] == "COMPLETED"
+    tasks = settled_task_runs(prefect_server.api_url, [flow_run["id"]], 3)
+    assert sorted(t["name"] for t in tasks) == ["command", "files", "wait"]
+    deploy = subprocess.run([str(cli), "deploy", str(spec), "--pool", "p"], cwd=outside,
+                            env=prefect_server.client_env(), capture_output=True, text=True, timeout=120)
+    assert deploy.returncode == 2
+    assert deploy.stderr.strip() == ("prefect-init deploy: needs prefect, which this install leaves out (the init "
+                                     "image): use the worker image, or `pip install prefect-init`")

@@ -215,6 +215,7 @@ def render(
                             hook=hook, schedule=schedule, timezone=timezone,  # type: ignore[arg-type]
                             **({"app_image": app_image} if app_image else {}))
     if kind == "work-pool":
+        _needs_prefect("render work-pool")
         from prefect_init.prefect_adapter.workpool import render_work_pool
 
         sys.stdout.write(render_work_pool(options))
@@ -231,6 +232,16 @@ def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
             raise typer.Exit(EXIT_USAGE)
         out[key] = value
     return out
+
+
+def _needs_prefect(command: str) -> None:
+    """A command that needs prefect, in the init image (which leaves it out): one line and exit 2."""
+    from importlib.util import find_spec
+
+    if find_spec("prefect") is None or find_spec("prefect_kubernetes") is None:
+        _err(f"prefect-init {command}: needs prefect, which this install leaves out (the init image): use the "
+             "worker image, or `pip install prefect-init`")
+        raise typer.Exit(EXIT_USAGE)
 
 
 @contextmanager
@@ -278,6 +289,7 @@ def deploy(
                            ] = None,
 ) -> None:
     """Register SPEC (its text, unexpanded) as the deployment prefect-init/NAME of the spec flow."""
+    _needs_prefect("deploy")
     from prefect_init.prefect_adapter.deploy import DeployRequest
     from prefect_init.prefect_adapter.deploy import deploy as deploy_spec
 
@@ -307,6 +319,7 @@ def trigger(
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the run's end (default).")] = True,
 ) -> None:
     """Run a deployment and wait: one line per state change, and the failed steps if it fails."""
+    _needs_prefect("trigger")
     from prefect_init.prefect_adapter.trigger import trigger as trigger_run
 
     seconds = _duration("--timeout", timeout) if timeout is not None else None
@@ -324,6 +337,7 @@ def runs(
     limit: Annotated[int, typer.Option(help="At most this many runs, newest first.", min=1, max=200)] = 20,
 ) -> None:
     """The latest runs from the Prefect API: spec, pod, state, failed step, started, duration, URL."""
+    _needs_prefect("runs")
     from prefect_init.prefect_adapter.runs import list_runs, spec_tag, table
 
     if spec and tag:

@@ -24,8 +24,11 @@ from prefect_init.spec.load import load_spec
 from prefect_init.spec.model import Spec
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "myapp.yaml"
-IMAGE = f"prefect-init:{__version__}"
-"""The tag the README's ``docker build`` gives; push it to your registry and render with that name."""
+IMAGE = f"prefect-init:{__version__}-init"
+"""The init target's tag in the README's ``docker build``: initContainers, Jobs, CronJobs. Push it to your
+registry and render with that name."""
+WORKER_IMAGE = f"prefect-init:{__version__}-worker"
+"""The worker target's tag: what a Kubernetes work pool's Jobs run (``prefect flow-run execute``)."""
 NAMESPACE = "myapp"
 SERVICE_ACCOUNT = "myapp"
 API_URL = "http://prefect-server.prefect.svc.cluster.local:4200/api"
@@ -43,7 +46,7 @@ def prefect_yaml(spec: Spec) -> str:
         "entrypoint": "prefect_init.flows.spec_flow:run_spec",
         "parameters": {"spec_text": spec.text},
         "tags": ["prefect-init", spec.name],
-        "work_pool": {"name": POOL, "job_variables": {"image": IMAGE, "namespace": NAMESPACE,
+        "work_pool": {"name": POOL, "job_variables": {"image": WORKER_IMAGE, "namespace": NAMESPACE,
                                                       "service_account_name": SERVICE_ACCOUNT}},
         "schedules": [{"cron": SCHEDULE, "timezone": "UTC", "active": True}],
     }
@@ -67,7 +70,8 @@ def files(example: Path = EXAMPLE) -> dict[str, str]:
         "Dockerfile": dockerfile(),
         "Dockerfile.dockerignore": dockerignore(),
         "prefect.yaml": prefect_yaml(spec),
-        "base-job-template.json": render_work_pool(base),
+        "base-job-template.json": render_work_pool(RenderOptions(image=WORKER_IMAGE, namespace=NAMESPACE,
+                                                                 service_account=SERVICE_ACCOUNT)),
         "k8s/init-container.yaml": HEADER + render("init-container", spec, base),
         "k8s/job.yaml": HEADER + render("job", spec, helm),
         "k8s/cronjob.yaml": HEADER + render("cronjob", spec, cron),

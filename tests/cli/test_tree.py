@@ -65,9 +65,14 @@ def test_prefect_yaml_deploys_the_spec_flow_by_module_path() -> None:
 
 def test_dockerfile() -> None:
     text = (DEPLOYMENTS / "Dockerfile").read_text()
-    final = text.split("\nFROM ")[-1]  # the final stage
-    assert "-e " not in text and "pip install /wheels/*.whl" in final
-    assert "git" in final and "gcc" not in final and "build-essential" not in final
-    assert "USER 10001:10001" in final and "--uid 10001" in final
-    assert 'ENTRYPOINT ["prefect-init"]' in final and 'CMD ["run", "/etc/prefect-init/init.yaml"]' in final
-    assert text.startswith("# The prefect-init image") and "python:3.11-slim" in text
+    stages = {chunk.split("\n", 1)[0].split(" AS ")[-1]: chunk for chunk in text.split("\nFROM ")[1:]}
+    assert list(stages) == ["build", "init", "worker"]
+    init, worker = stages["init"], stages["worker"]
+    assert "-e " not in text
+    assert "pip install --no-deps /wheels/*.whl && pip install -r /wheels/init-requirements.txt" in init
+    assert "init_requirements.py /wheels prefect prefect-kubernetes" in stages["build"]
+    assert worker.startswith("init AS worker") and "pip install /wheels/*.whl" in worker
+    assert "git" in init and "gcc" not in text and "build-essential" not in text
+    assert "USER 10001:10001" in init and "--uid 10001" in init and worker.rstrip().endswith("USER 10001:10001")
+    assert 'ENTRYPOINT ["prefect-init"]' in init and 'CMD ["run", "/etc/prefect-init/init.yaml"]' in init
+    assert text.startswith("# The prefect-init images") and "python:3.11-slim" in text
