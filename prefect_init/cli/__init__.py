@@ -129,6 +129,11 @@ def run(
                 _err(f"--require-api: {why}")
                 raise typer.Exit(EXIT_FAILED)
             _err(f"warning: {why}; running locally (logs go to stderr only)")
+        else:  # where the run is, as Prefect's engine says "View at"
+            from prefect_init.prefect_adapter.discovery import ui_url
+
+            _err(f"prefect-init: {loaded.name}: flow run {observer.run_name}: "
+                 f"{ui_url(url, f'runs/flow-run/{observer.flow_run_id}')}")
     ok, reason = _run(loaded, only, status_path, observer)
     if not ok:  # one closing line; the full reason (a command's last output) is in the log above
         _err(f"prefect-init: {loaded.name}: {one_line(reason or 'failed')}")

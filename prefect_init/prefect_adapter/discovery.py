@@ -40,3 +40,20 @@ def api_answers(url: str, timeout: float = PROBE_TIMEOUT) -> bool:
         return True  # it answered, if only to refuse
     except (OSError, ValueError):
         return False
+
+
+_CLOUD_API = "https://api.prefect.cloud/api/accounts/"
+
+
+def ui_url(api_url: str, path: str) -> str:
+    """A link into the Prefect UI, found as Prefect finds it: ``PREFECT_UI_URL`` (the environment, then the
+    profile), else Prefect Cloud's app for its API, else the API URL without ``/api``."""
+    base = os.environ.get("PREFECT_UI_URL") or profile_setting("PREFECT_UI_URL")
+    if not base:
+        api = api_url.rstrip("/")
+        if api.startswith(_CLOUD_API):
+            base = "https://app.prefect.cloud/account/" + api.removeprefix(_CLOUD_API).replace(
+                "/workspaces/", "/workspace/", 1)
+        else:
+            base = api.removesuffix("/api")
+    return f"{base.rstrip('/')}/{path.lstrip('/')}"

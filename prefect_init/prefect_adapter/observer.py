@@ -127,8 +127,6 @@ class Observer:
         self.rejected: Counter[str] = Counter()
         self.away: tuple[str, float] | None = None
         """Why and since when the API has not taken a call (kept while calls are tried again)."""
-        self.retried = 0
-        self.repeated = 0
         self.in_flight: list[_Call] = []
         self.gave_up = threading.Event()
         self._lock = threading.RLock()
@@ -245,7 +243,6 @@ class Observer:
                     scheduled: float | None = None, at: float | None = None) -> None:
         """Queue the event of one task-run state, as ``emit_task_run_state_change_event`` writes it (the
         caller holds the lock). The state's id is the event's: a repeated event records nothing twice."""
-        # strictly later than the task run's last state: the server keeps a state only if its timestamp is newer
         # strictly later than the task run's last state, in the microseconds the server stores: it keeps a state
         # only if its timestamp is newer, and refuses two of one task run at the same time
         record.last_us = max(round((time.time() if at is None else at) * 1e6), record.last_us + 1)
@@ -373,8 +370,8 @@ class Observer:
     def _send(self, call: _Call) -> bool:
         """Make one call, and try it again with back-off while the API is away (no answer, refused, 5xx, 429),
         until it is recorded or :meth:`close` gives up. A 401/403 ends the mirror; another 4xx refuses this
-        call only. Every call made again is safe to repeat: events carry their id, the final state is forced,
-        log lines may be recorded twice (counted in ``repeated``)."""
+        call only. A call made again is safe to repeat, but for log lines: events carry their id, the final state is
+        forced, the flow run has an idempotency key; a log line whose call timed out may be recorded twice."""
         pause = RETRY_FIRST
         while True:
             if self.lost is not None or self.gave_up.is_set():
@@ -395,9 +392,6 @@ class Observer:
                 return False
             except ApiLost as exc:
                 self.away = self.away or (str(exc), time.time())
-                self.retried += 1
-                if call.path == "/logs/":
-                    self.repeated += call.count  # a log line sent again may be there twice
                 if self.gave_up.wait(min(RETRY_CAP, max(pause, exc.retry_after or 0.0))):
                     continue
                 pause = min(RETRY_CAP, pause * 2)

@@ -32,7 +32,8 @@ def _logs(server: PrefectServer, flow_run_id: str) -> list[str]:
     while True:
         logs = server.post("/logs/filter", {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200})
         messages = [entry["message"] for entry in logs]
-        if any("Finished in state" in m for m in messages) or time.monotonic() > deadline:
+        flow_end = any("Finished in state" in e["message"] for e in logs if e["task_run_id"] is None)
+        if flow_end or time.monotonic() > deadline:  # the flow run's own last line, not a failed task's
             return messages
         time.sleep(0.3)
 
@@ -56,6 +57,10 @@ def test_successful_run_is_a_completed_flow_run_with_a_task_run_per_step(
     assert result.code == 0, result.output
     flow_run = _flow_run(prefect_server, name)
     assert flow_run["state_type"] == "COMPLETED"
+    # where the run is, said before the first step, as Prefect's engine says "View at"
+    ui = prefect_server.api_url.removesuffix("/api")
+    link = f"prefect-init: {name}: flow run {name}: {ui}/runs/flow-run/{flow_run['id']}"
+    assert result.stderr.splitlines()[0] == link
     tasks = _task_runs(prefect_server, flow_run["id"], 3)
     assert set(tasks) == {"prepare", "hello", "side"}
     assert all(t["state_type"] == "COMPLETED" for t in tasks.values())
