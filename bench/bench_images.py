@@ -12,7 +12,8 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from tests.pods.images import BASE_IMAGE, build, layers, podman, snapshot
+from tests.helpers import source_snapshot
+from tests.pods.images import BASE_IMAGE, build, layers, podman
 
 MB = 1_000_000
 RUNS = 7
@@ -38,7 +39,7 @@ PROBE = ("import json, resource, statistics, subprocess, sys, time\n"
 
 def main() -> int:
     with tempfile.TemporaryDirectory() as directory:
-        images = build(snapshot(Path(directory) / "context"), f"bench{uuid.uuid4().hex[:6]}")
+        images = build(source_snapshot(Path(directory) / "context"), f"bench{uuid.uuid4().hex[:6]}")
         spec = Path(directory) / "spec.yaml"
         spec.write_text(SPEC)
         try:

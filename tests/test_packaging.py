@@ -8,7 +8,6 @@ install commands of ``deployments/Dockerfile`` itself, in a fresh virtual enviro
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 
 from prefect_init.render.dockerfile import BUILD_WHEEL, INIT_REQUIREMENTS, INSTALL_INIT, INSTALL_WHEEL
 from tests.conftest import PrefectServer
-from tests.helpers import clean_env, write_spec
+from tests.helpers import clean_env, source_snapshot, write_spec
 from tests.prefectserver import settled_task_runs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,17 +69,6 @@ steps:
 """
 
 
-def sources(destination: Path) -> Path:
-    """The checkout as git sees it (tracked and untracked files, not ignored ones): no stale build/ output."""
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
-                            capture_output=True, check=True).stdout.decode().split("\0")
-    for name in filter(None, listed):
-        if (ROOT / name).is_file():
-            (destination / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, destination / name)
-    return destination
-
-
 def shell(command: str, cwd: Path, venv: Path | None = None) -> None:
     env = dict(os.environ)
     bin_dir = venv / "bin" if venv else Path(sys.executable).parent  # that environment's pip comes first
@@ -90,7 +78,7 @@ def shell(command: str, cwd: Path, venv: Path | None = None) -> None:
 
 
 def test_the_wheel_holds_every_module_and_runs_when_installed(tmp_path: Path) -> None:
-    src = sources(tmp_path / "src")
+    src = source_snapshot(tmp_path / "src")
     wheels = tmp_path / "wheels"
     shell(BUILD_WHEEL.format(wheels=wheels), cwd=src)
     wheel, = wheels.glob("prefect_init-*.whl")
@@ -140,7 +128,7 @@ def test_the_init_install_runs_every_kind_and_prefect_mode_without_prefect(tmp_p
     """The init image's install, by its own commands: no prefect, prefect-kubernetes, SQLAlchemy, asyncpg or
     kubernetes_asyncio; `check` knows every kind, `run` runs, and a run is mirrored into a real Prefect server;
     the commands that need Prefect say so in one line."""
-    src = sources(tmp_path / "src")
+    src = source_snapshot(tmp_path / "src")
     wheels = tmp_path / "wheels"
     shell(BUILD_WHEEL.format(wheels=wheels) + " && " + INIT_REQUIREMENTS.format(wheels=wheels), cwd=src)
     venv = tmp_path / "venv"

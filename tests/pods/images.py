@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
 WORK = Path(os.environ.get("PREFECT_INIT_PODS_WORK", "/var/tmp/prefect-init-pods"))
 BASE_IMAGE = "docker.io/library/python:3.11-slim-bookworm"
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -27,17 +25,6 @@ def podman(*args: str, timeout: float = 900, check: bool = True) -> subprocess.C
     if check and result.returncode != 0:
         raise AssertionError(f"podman {' '.join(args[:3])}: exit {result.returncode}\n{result.stderr[-3000:]}")
     return result
-
-
-def snapshot(destination: Path) -> Path:
-    """The checkout as git sees it (tracked and untracked files, not ignored ones)."""
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
-                            capture_output=True, check=True).stdout.decode().split("\0")
-    for name in filter(None, listed):
-        if (ROOT / name).is_file():
-            (destination / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, destination / name)
-    return destination
 
 
 @dataclass(frozen=True)

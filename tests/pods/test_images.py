@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from tests.conftest import PrefectServer
-from tests.helpers import run_cli, write_spec
-from tests.pods.images import BASE_IMAGE, Images, build, layers, podman, snapshot
+from tests.helpers import run_cli, source_snapshot, write_spec
+from tests.pods.images import BASE_IMAGE, Images, build, layers, podman
 from tests.prefectserver import settled_task_runs
 
 MB = 1_000_000
@@ -24,7 +24,7 @@ MB = 1_000_000
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Images]:
-    context = snapshot(tmp_path_factory.mktemp("context"))
+    context = source_snapshot(tmp_path_factory.mktemp("context"))
     built = build(context, f"t{uuid.uuid4().hex[:6]}")
     try:
         yield built
