@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from prefect_init.prefect_adapter.discovery import api_answers, configured_api_url
+from prefect_init.prefect_adapter.discovery import ui_url as discovery_ui_url
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
@@ -62,9 +63,5 @@ def _detail(response: Any) -> str:
 
 
 def ui_url(path: str) -> str:
-    """A link into the Prefect UI (``PREFECT_UI_URL``, else the API URL without ``/api``)."""
-    from prefect.settings import get_current_settings
-
-    settings = get_current_settings()
-    base = settings.ui_url or (str(settings.api.url or "").removesuffix("/").removesuffix("/api"))
-    return f"{str(base).rstrip('/')}/{path.lstrip('/')}"
+    """A link into the Prefect UI for the configured API (:func:`discovery.ui_url`, which the pod uses too)."""
+    return discovery_ui_url(configured_api_url() or "", path)

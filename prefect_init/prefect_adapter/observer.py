@@ -417,7 +417,7 @@ class Observer:
         if not self._send(_Call("batch", "POST", path, items, 0, parts=calls)):
             with self._lock:
                 for call in calls:
-                    self.dropped[call.what] += len(call.body)
+                    self.dropped[call.what] += call.count
 
     def close(self, budget: float) -> str | None:
         """Flush for at most ``budget`` seconds, calls made again included; then give up: no request is made
@@ -433,14 +433,14 @@ class Observer:
             with self._lock:
                 for call in [part for flying in self.in_flight for part in flying.parts or [flying]]:
                     if call.what != "heartbeat":  # in flight: it may not have been recorded
-                        self.dropped[call.what] += len(call.body) if call.path in BATCHED else call.count
+                        self.dropped[call.what] += call.count
                 while True:
                     try:
                         call = self.queue.get_nowait()
                     except queue.Empty:
                         break
                     if call is not _STOP:
-                        self.dropped[call.what] += len(call.body) if call.path in BATCHED else call.count
+                        self.dropped[call.what] += call.count
         else:
             self.rest.close()
         return self.warning()
