@@ -160,6 +160,50 @@ def silent_server() -> Iterator[SilentServer]:
         server.close()
 
 
+class SlowApi:
+    """An API on 127.0.0.1 that takes every call and answers it well, but only after ``delay`` seconds (a server
+    busy with a rollout's pods); records each call as it arrives: ``(method, path)``."""
+
+    def __init__(self, delay: float) -> None:
+        self.calls: list[tuple[str, str]] = []
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _answer(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                api.calls.append((self.command, self.path))
+                time.sleep(delay)
+                body = b'{"id": "00000000-0000-4000-8000-0000000000aa"}'
+                self.send_response(201)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                with suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(body)
+
+            do_GET = do_POST = do_PATCH = _answer
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/api"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+@contextmanager
+def slow_api(delay: float) -> Iterator[SlowApi]:
+    api = SlowApi(delay)
+    try:
+        yield api
+    finally:
+        api.httpd.shutdown()
+        api.httpd.server_close()
+
+
 def at(delay: float, action: Callable[[], object]) -> threading.Timer:
     """Run ``action`` after ``delay`` seconds, in the background."""
     timer = threading.Timer(delay, action)

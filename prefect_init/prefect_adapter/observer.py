@@ -78,6 +78,8 @@ class _Call:
     count: int = 1
     parts: list[_Call] | None = None
     """A batch's calls, each counted as what it is if the batch is not recorded."""
+    sent_at: float = 0.0
+    """When it was last sent (``time.monotonic``): how long a call in flight has waited for its answer."""
 
 
 _STOP = _Call("stop", "", "", None)
@@ -155,8 +157,8 @@ class Observer:
         """A call of the start, tried again with back-off while the API is slow or away, until ``deadline``."""
         pause = RETRY_FIRST
         while True:
-            try:
-                return self.rest.call(method, path, body)
+            try:  # each try bounded by what is left of the start's budget
+                return self.rest.call(method, path, body, timeout=max(0.1, deadline - time.monotonic()))
             except (ApiRefused, ApiRejected):
                 raise
             except ApiLost as exc:
@@ -378,6 +380,7 @@ class Observer:
                 self._drop(call)
                 return False
             with self._lock:
+                call.sent_at = time.monotonic()
                 self.in_flight.append(call)
             try:
                 self.rest.call(call.method, call.path, call.body)
@@ -427,10 +430,14 @@ class Observer:
             self.thread.join(timeout=budget)
         if self.thread.is_alive():  # the API is away or slow: give up and count what is left
             self.gave_up.set()
-            self._lose(self.away[0] if self.away else "no answer")
-            if self.away:
-                self.lost_at = self.away[1]
             with self._lock:
+                if self.away:
+                    self._lose(self.away[0])
+                    self.lost_at = self.away[1]
+                else:  # the first call the API did not answer is still in flight
+                    oldest = min((call.sent_at for call in self.in_flight), default=time.monotonic())
+                    self._lose(f"no answer within {time.monotonic() - oldest:.1f} s")
+                    self.lost_at = time.time() - (time.monotonic() - oldest)
                 for call in [part for flying in self.in_flight for part in flying.parts or [flying]]:
                     if call.what != "heartbeat":  # in flight: it may not have been recorded
                         self.dropped[call.what] += call.count

@@ -12,8 +12,11 @@ from typing import Any
 
 import httpx
 
-CALL_TIMEOUT = httpx.Timeout(2.0, connect=1.0)
-"""One call's limit: a black-holed API costs at most this, once (then the observer stops calling)."""
+CALL_TIMEOUT = httpx.Timeout(10.0, connect=1.0)
+"""One call's limit. A server that is gone is seen at connect (1 s); a server that took the call but is slow (a
+rollout's pods all calling at once) is given 10 s to answer, since a call abandoned and made again doubles its
+load. The observer makes its calls from its own thread, so no step waits for one; the calls that do hold a pod
+back (creating the flow run, the flush at the end) are bounded by their own budgets, not by this."""
 
 
 class ApiLost(Exception):
@@ -92,27 +95,28 @@ class PrefectRest:
     def __init__(self, url: str, headers: dict[str, str] | None = None, timeout: httpx.Timeout = CALL_TIMEOUT) -> None:
         self.client = httpx.Client(base_url=url.rstrip("/"), headers=headers or {}, timeout=timeout)
 
-    def call(self, method: str, path: str, body: Any = None) -> Any:
+    def call(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> Any:
         """One call; a 5xx or 429 (a busy server, a locked database) is tried once more after 0.2 s (unless a
         429 asks for longer), anything else that fails raises at once: :class:`ApiRefused` (401, 403),
-        :class:`ApiRejected` (another 4xx), :class:`ApiLost`. Bounded: at most two calls of
-        :data:`CALL_TIMEOUT`."""
+        :class:`ApiRejected` (another 4xx), :class:`ApiLost`. Bounded: at most two calls of the client's timeout
+        (:data:`CALL_TIMEOUT`), or of ``timeout`` seconds when given."""
         try:
-            return self._call(method, path, body)
+            return self._call(method, path, body, timeout)
         except _Busy as first:
             if first.retry_after is not None and first.retry_after > RETRY_PAUSE:
                 raise ApiLost(str(first), first.retry_after) from None  # the caller waits as long as asked
             time.sleep(RETRY_PAUSE)
             try:
-                return self._call(method, path, body)
+                return self._call(method, path, body, timeout)
             except _Busy as exc:
                 raise ApiLost(str(exc), exc.retry_after) from None
 
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
+    def _call(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> Any:
+        limit = self.client.timeout if timeout is None else httpx.Timeout(timeout, connect=min(timeout, 1.0))
         try:
-            response = self.client.request(method, path, json=body)
+            response = self.client.request(method, path, json=body, timeout=limit)
         except httpx.TimeoutException:
-            raise ApiLost("no answer within 2 s") from None
+            raise ApiLost(f"no answer within {limit.read:g} s") from None
         except httpx.ConnectError as exc:
             text = str(exc).lower()
             raise ApiLost("connection refused" if "refused" in text else "cannot connect") from None

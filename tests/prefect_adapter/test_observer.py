@@ -1,19 +1,22 @@
-"""The observer's two safeguards, each proven on its own (they overlap: with both in place, breaking either alone
-went unnoticed by the end-to-end outage tests). The API is a real socket on 127.0.0.1 that takes requests and
-never answers, and counts what reached it."""
+"""The observer's safeguards, each proven on its own (they overlap: with both in place, breaking either alone
+went unnoticed by the end-to-end outage tests), and its patience with a slow API. The API is a real socket on
+127.0.0.1 that takes requests and never answers, or answers late, and counts what reached it."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
 import httpx
+import pytest
 
-from prefect_init.prefect_adapter.observer import Observer
-from prefect_init.prefect_adapter.rest import PrefectRest
+from prefect_init.prefect_adapter.mirror import CLOSE_BUDGET
+from prefect_init.prefect_adapter.observer import START_BUDGET, Observer
+from prefect_init.prefect_adapter.rest import ApiLost, PrefectRest
 from prefect_init.run.outcome import SUCCEEDED, RunOutcome, StepOutcome
 from prefect_init.spec.model import Policy
-from tests.httpservers import SilentServer, silent_server
+from tests.httpservers import SilentServer, silent_server, slow_api
 
 POLICY = Policy(timeout=10, retries=0, retry_delay=1, max_retry_delay=1)
 FLOW_RUN = "00000000-0000-4000-8000-000000000001"
@@ -43,7 +46,7 @@ def test_once_close_gives_up_nothing_more_is_sent() -> None:
         after = server.count()
     assert at_close >= 2, server.requests  # it tried again within the budget
     assert after == at_close, server.requests[at_close:]
-    assert warning is not None and "(no answer within 2 s)" in warning and "3 step states" in warning
+    assert warning is not None and "(no answer within 0.3 s)" in warning and "3 step states" in warning
 
 
 def test_close_keeps_to_its_budget_while_a_call_hangs() -> None:
@@ -66,3 +69,31 @@ def test_close_keeps_to_its_budget_while_a_call_hangs() -> None:
     assert result and took < 0.5 + 0.5, took
     warning = result[0]
     assert warning is not None and "2 step states" in warning and "1 log line" in warning, warning
+    assert re.search(r"\(no answer within \d+\.\d s\)", warning), warning  # how long it really waited
+
+
+def test_a_slow_api_is_waited_for_not_asked_again() -> None:
+    """Twenty pods finishing at once made a server answer in seconds. A call that is abandoned at its timeout and
+    made again doubles the load and never lands; a slow answer within close's budget must be taken, each call
+    made once (the default timeouts, as a pod has them)."""
+    with slow_api(delay=2.5) as api:
+        obs = Observer(PrefectRest(api.url), "slow", {}, flow_run_id=FLOW_RUN, heartbeat_seconds=None)
+        obs.start({}, [])
+        outcome = RunOutcome("slow", started_at="2026-01-01T00:00:00Z")
+        outcome.steps = [StepOutcome("only", "command", SUCCEEDED, attempts=1, duration_s=0.1)]
+        obs.finish(outcome)
+        warning = obs.close(budget=CLOSE_BUDGET)
+    assert warning is None, warning
+    assert sorted(api.calls) == sorted(set(api.calls)) and len(api.calls) == 2, api.calls  # an event, the artifact
+
+
+def test_creating_the_flow_run_keeps_to_the_start_budget() -> None:
+    """The start is the one moment a pod waits for the API: an API that takes the call and never answers costs at
+    most the start's budget, however long one call's own timeout is."""
+    with silent_server() as server:
+        obs = Observer(PrefectRest(server.url), "start", {}, heartbeat_seconds=None)
+        started = time.monotonic()
+        with pytest.raises(ApiLost):
+            obs.start({}, [])
+        took = time.monotonic() - started
+    assert START_BUDGET - 0.5 < took < START_BUDGET + 0.5, took

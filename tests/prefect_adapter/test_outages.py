@@ -4,6 +4,7 @@ black hole that accepts connections and never answers) or refusing writes (401),
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -159,7 +160,7 @@ def test_server_black_holed_mid_step_and_resumed_after(server: ServerProcess, tm
     finally:
         server.resume()
     check_outcome(tmp_path, proc.returncode, stderr, exited_at)
-    assert "(no answer within 2 s)" in stderr
+    assert re.search(r"\(no answer within \d+\.\d s\)", stderr), stderr
     # what was sent before the API went away is there: the run, and the first step's start
     runs = httpx.post(f"{server.api}/flow_runs/filter", json={"flow_runs": {"name": {"any_": ["outage"]}}},
                       timeout=30).json()
