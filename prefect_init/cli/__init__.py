@@ -186,6 +186,17 @@ def render(
     schedule: Annotated[str | None, typer.Option(help="cronjob (required): a cron expression.")] = None,
     timezone: Annotated[str | None, typer.Option(help="cronjob: the schedule's time zone (e.g. Europe/Berlin).")
                         ] = None,
+    env_from_secret: Annotated[list[str] | None, typer.Option(
+        "--env-from-secret", metavar="NAME", help="A Secret whose keys become the spec's variables (repeatable).")
+                               ] = None,
+    env_from_configmap: Annotated[list[str] | None, typer.Option(
+        "--env-from-configmap", metavar="NAME", help="A ConfigMap whose keys become variables (repeatable).")
+                                  ] = None,
+    env: Annotated[list[str] | None, typer.Option(
+        "--env", metavar="KEY=VALUE", help="A variable's literal value (repeatable; never a credential).")] = None,
+    files: Annotated[list[str] | None, typer.Option(
+        "--files", metavar="LOCAL_DIR:PATH", help="Pack a local directory (migrations, templates) into a "
+        "ConfigMap mounted read-only at PATH (repeatable; at most 1 MiB each).")] = None,
 ) -> None:
     """Print the Kubernetes YAML that runs SPEC (or, for work-pool, a Prefect work pool's base job template).
 
@@ -194,7 +205,9 @@ def render(
     """
     from prefect_init.render import KINDS, RenderOptions
     from prefect_init.render import render as render_kind
-    from prefect_init.render.pod import path_warnings
+    from prefect_init.render.env import refused_env, unprovided_note
+    from prefect_init.render.files import read_files
+    from prefect_init.render.pod import path_warnings, privilege_note
 
     problems = []
     if kind not in KINDS:
@@ -202,7 +215,10 @@ def render(
     if kind == "cronjob" and not schedule:
         problems.append("render cronjob: --schedule is required (a cron expression, e.g. '0 3 * * *')")
     for flag, value, kinds in (("--schedule", schedule, ("cronjob",)), ("--timezone", timezone, ("cronjob",)),
-                               ("--hook", hook, ("job",)), ("--app-image", app_image, ("init-container",))):
+                               ("--hook", hook, ("job",)), ("--app-image", app_image, ("init-container",)),
+                               *((flag, given or None, ("init-container", "job", "cronjob")) for flag, given in (
+                                   ("--env-from-secret", env_from_secret), ("--env-from-configmap", env_from_configmap),
+                                   ("--env", env), ("--files", files)))):
         if value is not None and kind in KINDS and kind not in kinds:
             problems.append(f"render {kind}: {flag} is for {' and '.join(kinds)} only")
     if hook is not None and hook not in ("helm", "argo"):
@@ -213,12 +229,30 @@ def render(
         for problem in problems:
             _err(problem)
         raise typer.Exit(EXIT_USAGE)
+    mounts = []
+    for argument in files or []:
+        try:
+            mounts.append(read_files(argument))
+        except ValueError as exc:
+            _err(str(exc))
+            raise typer.Exit(EXIT_USAGE) from None
+    literal = _pairs(env, "--env")
     loaded = _load(spec, defer_unset=True)
-    for warning in path_warnings(loaded):
-        _err(f"warning: {warning}")
     options = RenderOptions(image=image, namespace=namespace, service_account=service_account, api_url=api_url,
                             hook=hook, schedule=schedule, timezone=timezone,  # type: ignore[arg-type]
-                            **({"app_image": app_image} if app_image else {}))
+                            env_from_secrets=tuple(env_from_secret or ()),
+                            env_from_configmaps=tuple(env_from_configmap or ()), env=tuple(literal.items()),
+                            files=tuple(mounts), **({"app_image": app_image} if app_image else {}))
+    refused = refused_env(loaded, options) if kind != "work-pool" else []
+    if refused:
+        for line in refused:
+            _err(line)
+        raise typer.Exit(EXIT_USAGE)
+    for warning in path_warnings(loaded, options if kind != "work-pool" else None):
+        _err(f"warning: {warning}")
+    if kind != "work-pool":
+        for line in [*unprovided_note(loaded, options), *privilege_note(loaded)]:
+            _err(line)
     if kind == "work-pool":
         _needs_prefect("render work-pool")
         from prefect_init.prefect_adapter.workpool import render_work_pool

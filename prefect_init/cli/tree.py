@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -19,6 +20,7 @@ from prefect_init.prefect_adapter.workpool import render_work_pool
 from prefect_init.render import RenderOptions, render, to_yaml
 from prefect_init.render.automation import init_failed
 from prefect_init.render.dockerfile import dockerfile, dockerignore
+from prefect_init.render.files import read_files
 from prefect_init.render.workloads import service_account
 from prefect_init.spec.load import load_spec
 from prefect_init.spec.model import Spec
@@ -27,6 +29,11 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "myapp.yaml"
 IMAGE = f"prefect-init:{__version__}-init"
 """The init target's tag in the README's ``docker build``: initContainers, Jobs, CronJobs. Push it to your
 registry and render with that name."""
+MYAPP_IMAGE = f"myapp-init:{__version__}"
+"""The example's own image (``examples/myapp/Dockerfile``): the init image with npm, for its build step."""
+MIGRATIONS = EXAMPLE.parent / "myapp" / "migrations"
+ENV_SECRET = "myapp-init-env"
+"""The Secret with DATABASE_URL and VAULT_ADDR (``kubectl create secret generic myapp-init-env ...``)."""
 WORKER_IMAGE = f"prefect-init:{__version__}-worker"
 """The worker target's tag: what a Kubernetes work pool's Jobs run (``prefect flow-run execute``)."""
 NAMESPACE = "myapp"
@@ -61,11 +68,10 @@ def prefect_yaml(spec: Spec) -> str:
 def files(example: Path = EXAMPLE) -> dict[str, str]:
     """Relative path -> content of every generated file."""
     spec = load_spec(str(example), defer_unset=True)
-    base = RenderOptions(image=IMAGE, namespace=NAMESPACE, service_account=SERVICE_ACCOUNT, api_url=API_URL)
-    helm = RenderOptions(image=IMAGE, namespace=NAMESPACE, service_account=SERVICE_ACCOUNT, api_url=API_URL,
-                         hook="helm")
-    cron = RenderOptions(image=IMAGE, namespace=NAMESPACE, service_account=SERVICE_ACCOUNT, api_url=API_URL,
-                         schedule=SCHEDULE)
+    base = RenderOptions(image=MYAPP_IMAGE, namespace=NAMESPACE, service_account=SERVICE_ACCOUNT, api_url=API_URL,
+                         env_from_secrets=(ENV_SECRET,), files=(read_files(f"{MIGRATIONS}:/migrations"),))
+    helm = replace(base, hook="helm")
+    cron = replace(base, schedule=SCHEDULE)
     return {
         "Dockerfile": dockerfile(),
         "Dockerfile.dockerignore": dockerignore(),

@@ -20,8 +20,9 @@ import copy
 import json
 from typing import Any
 
+from prefect_init.render.env import API_KEY_SECRET
 from prefect_init.render.options import RenderOptions
-from prefect_init.render.pod import API_KEY_SECRET, SECRETS_DIR, container_security_context, pod_security_context
+from prefect_init.render.pod import SECRETS_DIR, container_security_context, pod_security_context
 
 
 def base_job_template(options: RenderOptions) -> dict[str, Any]:

@@ -22,3 +22,19 @@ class RenderOptions:
     hook: Hook | None = None
     schedule: str | None = None
     timezone: str | None = None
+    env_from_secrets: tuple[str, ...] = ()
+    """``--env-from-secret``: Secrets whose every key becomes a variable of the prefect-init container."""
+    env_from_configmaps: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    """``--env KEY=VALUE``: literal variables (never a credential: those come from a Secret)."""
+    files: tuple[FilesMount, ...] = ()
+    """``--files LOCAL_DIR:PATH``: directories packed into ConfigMaps, mounted read-only at PATH."""
+
+
+@dataclass(frozen=True)
+class FilesMount:
+    """A local directory's files (``name`` relative path -> bytes), for a ConfigMap mounted at ``path``."""
+
+    path: str
+    files: tuple[tuple[str, bytes], ...]
+    source: str = ""

@@ -7,7 +7,11 @@ import posixpath
 import re
 from typing import Any
 
-from prefect_init.render.options import RenderOptions
+from prefect_init.render.env import container_env
+from prefect_init.render.files import data as files_data
+from prefect_init.render.files import key as files_key
+from prefect_init.render.files import read_warnings
+from prefect_init.render.options import FilesMount, RenderOptions
 from prefect_init.spec.model import Spec
 from prefect_init.spec.writes import step_writes
 
@@ -19,8 +23,6 @@ SPEC_PATH = f"{SPEC_DIR}/{SPEC_KEY}"
 SECRETS_DIR = "/secrets"
 STATUS_DIR = "/status"
 CONTAINER = "prefect-init"
-API_KEY_SECRET = {"name": "prefect-api-key", "key": "key"}
-"""Where ``PREFECT_API_KEY`` comes from: ``kubectl create secret generic prefect-api-key --from-literal=key=...``."""
 
 Doc = dict[str, Any]
 
@@ -60,10 +62,49 @@ def pod_security_context() -> Doc:
             "seccompProfile": {"type": "RuntimeDefault"}}
 
 
-def container_security_context() -> Doc:
+def container_security_context(owner_changes: bool = False) -> Doc:
+    """Pod Security's "restricted" profile; with ``owner_changes`` (a step sets an owner), root with exactly
+    the three capabilities a chown needs: CHOWN, FOWNER (chmod what another user owns) and DAC_OVERRIDE (create
+    files in a directory that now belongs to the app's user); never privileged, no escalation, read-only root.
+    That is Pod Security's "baseline" profile."""
+    if owner_changes:
+        return {"runAsNonRoot": False, "runAsUser": 0, "runAsGroup": 0, "readOnlyRootFilesystem": True,
+                "allowPrivilegeEscalation": False, "privileged": False,
+                "capabilities": {"drop": ["ALL"], "add": list(OWNER_CAPABILITIES)},
+                "seccompProfile": {"type": "RuntimeDefault"}}
     return {"runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "readOnlyRootFilesystem": True,
             "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
             "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+OWNER_CAPABILITIES = ("CHOWN", "FOWNER", "DAC_OVERRIDE")
+
+
+def owner_steps(spec: Spec) -> list[str]:
+    """The steps that set an owner other than the image's user (a ``files`` entry's or a Vault secret's
+    ``owner``): they need root and :data:`OWNER_CAPABILITIES`."""
+    out = []
+    for step in (spec.data or {}).get("steps", []):
+        if not isinstance(step, dict):
+            continue
+        files, vault = step.get("files"), step.get("vault")
+        entries = [*(files.get("dirs") or []), *(files.get("files") or [])] if isinstance(files, dict) else []
+        entries += (vault.get("secrets") or []) if isinstance(vault, dict) else []
+        owners = {str(e["owner"]) for e in entries if isinstance(e, dict) and e.get("owner") is not None}
+        if owners - {str(UID), f"{UID}:{UID}"}:
+            out.append(str(step.get("name")))
+    return out
+
+
+def privilege_note(spec: Spec) -> list[str]:
+    """What ``render`` says on stderr when the init container runs as root."""
+    steps = owner_steps(spec)
+    if not steps:
+        return []
+    return [f"note: {', '.join(steps)} set{'s' if len(steps) == 1 else ''} an owner: the prefect-init container "
+            f"runs as root with {', '.join('CAP_' + c for c in OWNER_CAPABILITIES)} added to a dropped ALL (not "
+            "privileged, no escalation); the app containers stay non-root. The namespace's Pod Security must allow "
+            "'baseline', not 'restricted'."]
 
 
 def resources() -> Doc:
@@ -104,8 +145,10 @@ def volume_dirs(spec: Spec) -> tuple[list[str], list[str]]:
     return mounts, memory
 
 
-def path_warnings(spec: Spec) -> list[str]:
-    out = []
+def path_warnings(spec: Spec, options: RenderOptions | None = None) -> list[str]:
+    """Every path the pod cannot provide as the spec wants it: written where no volume can be, or read where
+    nothing is (see :func:`prefect_init.render.files.read_warnings`)."""
+    out = read_warnings(spec, volume_dirs(spec)[0], options or RenderOptions(image=""))
     for path, is_dir in _written(spec):
         if not posixpath.isabs(path):
             out.append(f"{path}: a relative path resolves under {SPEC_DIR}, the read-only ConfigMap; "
@@ -123,17 +166,48 @@ def volumes(spec: Spec, options: RenderOptions) -> list[Doc]:
     mounts, memory = volume_dirs(spec)
     out: list[Doc] = [{"name": "init-spec", "configMap": {"name": config_map_name(spec, options)}},
                       {"name": "tmp", "emptyDir": {}}]
+    for mount in options.files:
+        items = [{"key": files_key(name), "path": name} for name, _ in mount.files]
+        out.append({"name": files_volume_name(mount),
+                    "configMap": {"name": files_config_map_name(spec, options, mount), "items": items}})
     for directory in mounts:
         out.append({"name": volume_name(directory),
                     "emptyDir": {"medium": "Memory"} if directory in memory else {}})
     return out
 
 
-def volume_mounts(spec: Spec, for_app: bool = False) -> list[Doc]:
-    """The init container's mounts; the app container gets the same data volumes (secrets read-only)."""
+def files_volume_name(mount: FilesMount) -> str:
+    return ("files-" + volume_name(mount.path))[:63].rstrip("-")
+
+
+def files_config_map_name(spec: Spec, options: RenderOptions, mount: FilesMount) -> str:
+    return f"{spec.name}-init-files-{volume_name(mount.path)}" + ("-hook" if options.hook else "")
+
+
+def files_config_maps(spec: Spec, options: RenderOptions, annotations: dict[str, str] | None = None) -> list[Doc]:
+    """One ConfigMap per ``--files`` directory: its files, keyed by their flattened path."""
+    out = []
+    for mount in options.files:
+        text, binary = files_data(mount)
+        doc: Doc = {"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": metadata(files_config_map_name(spec, options, mount), spec, "init-files", options,
+                                         annotations)}
+        if text:
+            doc["data"] = text
+        if binary:
+            doc["binaryData"] = binary
+        out.append(doc)
+    return out
+
+
+def volume_mounts(spec: Spec, for_app: bool = False, options: RenderOptions | None = None) -> list[Doc]:
+    """The init container's mounts (with ``options``' ``--files``); the app container gets the same data
+    volumes (secrets read-only)."""
     mounts, memory = volume_dirs(spec)
     out: list[Doc] = [] if for_app else [{"name": "init-spec", "mountPath": SPEC_DIR, "readOnly": True},
                                          {"name": "tmp", "mountPath": "/tmp"}]
+    if not for_app and options:
+        out += [{"name": files_volume_name(m), "mountPath": m.path, "readOnly": True} for m in options.files]
     for directory in mounts:
         mount: Doc = {"name": volume_name(directory), "mountPath": directory}
         if for_app and (directory in memory or directory == posixpath.dirname(status_file(spec)[0])):
@@ -142,29 +216,15 @@ def volume_mounts(spec: Spec, for_app: bool = False) -> list[Doc]:
     return out
 
 
-def downward_env() -> list[Doc]:
-    """The pod's identity (Downward API): names the Prefect flow run after the pod."""
-    return [{"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
-            for name, path in (("POD_NAME", "metadata.name"), ("POD_NAMESPACE", "metadata.namespace"),
-                               ("NODE_NAME", "spec.nodeName"))]
-
-
-def api_env(options: RenderOptions) -> list[Doc]:
-    """``PREFECT_API_URL`` only when asked for (else the run is local); the key from a Secret, optional, so a
-    self-hosted server without keys works too."""
-    if not options.api_url:
-        return []
-    return [{"name": "PREFECT_API_URL", "value": options.api_url},
-            {"name": "PREFECT_API_KEY", "valueFrom": {"secretKeyRef": {**API_KEY_SECRET, "optional": True}}}]
-
-
 def init_container(spec: Spec, options: RenderOptions) -> Doc:
     path, needs_flag = status_file(spec)
     args = ["run", SPEC_PATH] + (["--status-file", path] if needs_flag else [])
-    return {"name": CONTAINER, "image": options.image, "args": args,
-            "env": [*downward_env(), *api_env(options)],
-            "volumeMounts": volume_mounts(spec), "resources": resources(),
-            "securityContext": container_security_context(),
+    env, env_from = container_env(options)
+    container: Doc = {"name": CONTAINER, "image": options.image, "args": args, "env": env}
+    if env_from:
+        container["envFrom"] = env_from
+    return {**container, "volumeMounts": volume_mounts(spec, options=options), "resources": resources(),
+            "securityContext": container_security_context(bool(owner_steps(spec))),
             "terminationMessagePolicy": "FallbackToLogsOnError"}
 
 

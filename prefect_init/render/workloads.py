@@ -11,6 +11,7 @@ from prefect_init.render.pod import (
     Doc,
     config_map,
     container_security_context,
+    files_config_maps,
     init_container,
     labels,
     metadata,
@@ -65,7 +66,7 @@ def deployment(spec: Spec, options: RenderOptions) -> list[Doc]:
            "metadata": metadata(spec.name, spec, "app", options),
            "spec": {"replicas": 1, "selector": {"matchLabels": selector},
                     "template": {"metadata": {"labels": selector}, "spec": pod}}}
-    return [config_map(spec, options), doc]
+    return [config_map(spec, options), *files_config_maps(spec, options), doc]
 
 
 def job_spec(spec: Spec, options: RenderOptions) -> Doc:
@@ -87,7 +88,8 @@ def job(spec: Spec, options: RenderOptions) -> list[Doc]:
     doc = {"apiVersion": "batch/v1", "kind": "Job",
            "metadata": metadata(f"{spec.name}-init", spec, "init-job", options, _hook_annotations(options, -5)),
            "spec": job_spec(spec, options)}
-    return [config_map(spec, options, _hook_annotations(options, -10)), doc]
+    hooked = _hook_annotations(options, -10)
+    return [config_map(spec, options, hooked), *files_config_maps(spec, options, hooked), doc]
 
 
 def cronjob(spec: Spec, options: RenderOptions) -> list[Doc]:
@@ -102,7 +104,7 @@ def cronjob(spec: Spec, options: RenderOptions) -> list[Doc]:
                                  "spec": job_spec(spec, options)}})
     doc = {"apiVersion": "batch/v1", "kind": "CronJob",
            "metadata": metadata(f"{spec.name}-init", spec, "init-cronjob", options), "spec": body}
-    return [config_map(spec, options), doc]
+    return [config_map(spec, options), *files_config_maps(spec, options), doc]
 
 
 def service_account(spec: Spec, options: RenderOptions) -> list[Doc]:

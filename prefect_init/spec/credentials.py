@@ -80,3 +80,41 @@ def literal_credentials(text: str, file: str) -> list[SpecProblem]:
 
 
 __all__ = ["literal_credentials"]
+
+
+_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}")
+
+
+def credential_variables(text: str) -> set[str]:
+    """The variables a spec reads where it wants a credential: a ``password``, ``secret_id``, header or ``env``
+    value, or the password of a URL or DSN. What ``render --env`` must not write into a manifest in the clear."""
+    data, _, _ = load_yaml(text, "-", _AsWritten())
+    out: set[str] = set()
+
+    def walk(node: Any, secret: bool) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in _SECRET_MAPS and isinstance(value, dict):
+                    for item in value.values():
+                        walk(item, True)
+                else:
+                    walk(value, secret or key in _SECRET_KEYS)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, secret)
+        elif isinstance(node, str):
+            if secret:
+                out.update(_REFERENCE.findall(node))
+            for pattern in (_URL_PASSWORD, _DSN_PASSWORD):
+                match = pattern.search(node)
+                if match:
+                    out.update(_REFERENCE.findall(match.group(1)))
+
+    if isinstance(data, dict):
+        walk(data.get("steps"), False)
+    return out
+
+
+def is_literal_credential(value: str) -> bool:
+    """A value with a password in it, as a URL's or a DSN's (``postgres://u:pw@h``, ``password=pw``)."""
+    return any(pattern.search(value) for pattern in (_URL_PASSWORD, _DSN_PASSWORD))

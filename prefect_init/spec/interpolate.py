@@ -45,3 +45,14 @@ def expand(text: str, env: Mapping[str, str]) -> str:
 
     return _TOKEN.sub(replace, text)
 
+
+
+def required_variables(text: str) -> list[str]:
+    """The variables ``text`` reads without a default (``${X}``, not ``${X:-d}``), once each, in order of first
+    use; what the place a spec runs must set (``render`` says which nothing provides)."""
+    names: list[str] = []
+    for match in _TOKEN.finditer(text):
+        name = match.group(1)
+        if name and match.group(2) is None and name not in names:
+            names.append(name)
+    return names

@@ -1,0 +1,80 @@
+"""The variables of the prefect-init container: the pod's identity, the Prefect API, and what the spec reads
+(``--env-from-secret``, ``--env-from-configmap``, ``--env``); and what ``render`` says when nothing provides one."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Any
+
+from prefect_init.render.options import RenderOptions
+from prefect_init.spec.credentials import credential_variables, is_literal_credential
+from prefect_init.spec.interpolate import required_variables
+from prefect_init.spec.model import Spec
+
+Doc = dict[str, Any]
+
+API_KEY_SECRET = {"name": "prefect-api-key", "key": "key"}
+"""Where ``PREFECT_API_KEY`` comes from: ``kubectl create secret generic prefect-api-key --from-literal=key=...``."""
+DOWNWARD = (("POD_NAME", "metadata.name"), ("POD_NAMESPACE", "metadata.namespace"), ("NODE_NAME", "spec.nodeName"))
+_SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE|CREDENTIAL", re.IGNORECASE)
+
+
+def downward_env() -> list[Doc]:
+    """The pod's identity (Downward API): names the Prefect flow run after the pod."""
+    return [{"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}} for name, path in DOWNWARD]
+
+
+def api_env(options: RenderOptions) -> list[Doc]:
+    """``PREFECT_API_URL`` only when asked for (else the run is local); the key from a Secret, optional, so a
+    self-hosted server without keys works too."""
+    if not options.api_url:
+        return []
+    return [{"name": "PREFECT_API_URL", "value": options.api_url},
+            {"name": "PREFECT_API_KEY", "valueFrom": {"secretKeyRef": {**API_KEY_SECRET, "optional": True}}}]
+
+
+def container_env(options: RenderOptions) -> tuple[list[Doc], list[Doc]]:
+    """(``env``, ``envFrom``) of the prefect-init container. ``env`` wins over ``envFrom`` in Kubernetes, so
+    the pod's identity and the API's address cannot be shadowed by a Secret's key of the same name."""
+    env: list[Doc] = [*downward_env(), *api_env(options)]
+    env += [{"name": k, "value": v} for k, v in options.env]
+    env_from: list[Doc] = [{"secretRef": {"name": n}} for n in options.env_from_secrets]
+    env_from += [{"configMapRef": {"name": n}} for n in options.env_from_configmaps]
+    return env, env_from
+
+
+def refused_env(spec: Spec, options: RenderOptions) -> list[str]:
+    """``--env`` values that are credentials (what ``deploy`` refuses to store): each one line, no value."""
+    wanted = credential_variables(spec.text)
+    out = []
+    for key, value in options.env:
+        if key in wanted or _SECRET_NAME.search(key) or is_literal_credential(value):
+            out.append(f"render: --env {key}: a credential is not written into a manifest in the clear; put it "
+                       f"in a Secret and add --env-from-secret NAME (kubectl create secret generic NAME "
+                       f"--from-literal={key}=...)")
+    return out
+
+
+def unprovided(spec: Spec, options: RenderOptions) -> list[str]:
+    """Variables the spec reads without a default that nothing rendered provides. With an ``envFrom`` source
+    given, it is taken to provide them (what a Secret holds is not known here)."""
+    if options.env_from_secrets or options.env_from_configmaps:
+        return []
+    env, _ = container_env(options)
+    given = {str(item["name"]) for item in env}
+    return [name for name in required_variables(spec.text) if name not in given]
+
+
+def unprovided_note(spec: Spec, options: RenderOptions) -> list[str]:
+    """What ``render`` prints on stderr for :func:`unprovided` variables: which, and how to provide them."""
+    names = unprovided(spec, options)
+    if not names:
+        return []
+    secret = f"{spec.name}-init-env"
+    create = " ".join(["kubectl", "create", "secret", "generic", secret,
+                       *(f"--from-literal={name}=..." for name in names)])
+    return [f"note: the spec reads {', '.join(names)}, and nothing in this manifest sets "
+            f"{'them' if len(names) > 1 else 'it'}: the init container would exit 2. Create them, then render "
+            f"with --env-from-secret {shlex.quote(secret)}:",
+            f"  {create}"]
