@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any, get_args
 
 import pytest
+from pydantic import BaseModel
 
 from prefect_init.errors import SpecError
+from prefect_init.kinds.wait.targets import TARGETS
 from prefect_init.spec.load import parse_spec
+from prefect_init.spec.model import FromFile, StepBase
+from prefect_init.spec.registry import KINDS, kind_module
 from tests.helpers import clean_env, run_cli, write_spec
 
 GOOD_STEP = "  - name: a\n    command: [echo, a]\n"
+SPEC_MD = Path(__file__).resolve().parents[2] / "docs" / "spec.md"
+"""The spec reference, kept true by the tests at the end of this file."""
 
 # (case id, spec text, expected line, expected "path: message" fragment)
 BAD_SPECS = [
@@ -183,17 +190,84 @@ def test_spec_error_type_lists_problems() -> None:
     assert info.value.problems[0].line == 3
 
 
+def _spec_md() -> str:
+    """The repository's spec reference; missing is a failure, not a skip."""
+    assert SPEC_MD.is_file(), f"{SPEC_MD} is missing: the spec reference belongs to the repository"
+    return SPEC_MD.read_text(encoding="utf-8")
+
+
+def _whole_specs(text: str) -> list[str]:
+    """The ```yaml blocks that are a whole spec (with top-level ``version:`` and ``steps:``), not a step snippet."""
+    blocks = re.findall(r"^```yaml\n(.*?)^```", text, re.S | re.M)
+    return [b for b in blocks if re.search(r"^version:", b, re.M) and re.search(r"^steps:", b, re.M)]
+
+
+def _section(key: str) -> str | None:
+    """The section of docs/spec.md whose heading holds `key` (in backticks), down to the next heading of its level or
+    higher; code blocks are blanked first, so a ``# comment`` in YAML is no heading."""
+    text = re.sub(r"^```.*?^```", lambda m: "\n" * m.group(0).count("\n"), _spec_md(), flags=re.S | re.M)
+    lines = text.splitlines()
+    levels = [len(m.group(1)) if (m := re.match(r"^(#{1,6}) ", line)) else 0 for line in lines]
+    for index, line in enumerate(lines):
+        if levels[index] and f"`{key}`" in line:
+            end = next((j for j in range(index + 1, len(lines)) if 0 < levels[j] <= levels[index]), len(lines))
+            return "\n".join(lines[index:end])
+    return None
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models inside a field's type (through lists, dicts, unions and Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in get_args(annotation) for model in _models_in(arg)]
+
+
+def _keys(model: type[BaseModel], skip: frozenset[str] = frozenset()) -> set[str]:
+    """Every key a spec may write in ``model``, nested models included (``{file: ...}`` is documented once)."""
+    keys: set[str] = set()
+    for name, info in model.model_fields.items():
+        if name in skip:
+            continue
+        keys.add(info.alias or name)
+        for nested in _models_in(info.annotation):
+            if nested is not FromFile:
+                keys |= _keys(nested)
+    return keys
+
+
 def test_the_example_of_spec_md_is_valid(tmp_path: Path) -> None:
-    """../shared/design/spec.md's example must stay true (it sits beside the checkout, as in CI)."""
-    design = Path(__file__).resolve().parents[3] / "shared" / "design" / "spec.md"
-    if not design.exists():
-        pytest.skip("shared/design/spec.md is not beside this checkout")
-    blocks = re.findall(r"```yaml\n(.*?)```", design.read_text(), re.S)
-    assert blocks
-    spec = tmp_path / "example.yaml"
-    # the example, and the template step shown after it (a step of the same list)
-    spec.write_text(blocks[0] + (blocks[1] if len(blocks) > 1 and "template:" in blocks[1] else ""))
-    result = run_cli("check", str(spec), env=clean_env(DATABASE_URL="postgres://app:pw@db:5432/app",
-                                                       VAULT_ADDR="http://vault:8200"))
-    assert result.code == 0, result.stderr
-    assert "steps in" in result.stdout
+    """Every whole spec in docs/spec.md (its complete example) passes `prefect-init check`, variables unset but the
+    two it names."""
+    specs = _whole_specs(_spec_md())
+    assert specs, "docs/spec.md has no complete example (a ```yaml block with version: and steps:)"
+    for number, text in enumerate(specs, 1):
+        spec = tmp_path / f"example-{number}.yaml"
+        spec.write_text(text)
+        result = run_cli("check", str(spec), env=clean_env(DATABASE_URL="postgres://app:pw@db:5432/app",
+                                                           VAULT_ADDR="http://vault:8200"))
+        assert result.code == 0, f"example {number} of docs/spec.md:\n{result.stderr}"
+        assert "steps in" in result.stdout
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_step_kind_has_a_section_in_spec_md(kind: str) -> None:
+    """A kind added to the registry without its reference fails here."""
+    assert _section(kind) is not None, \
+        f"docs/spec.md has no section for the step kind {kind!r} (a heading with `{kind}`)"
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_every_wait_target_has_a_section_in_spec_md(target: str) -> None:
+    section = _section("wait")
+    assert section is not None and re.search(rf"^#+ .*`{re.escape(target)}`", section, re.M), \
+        f"docs/spec.md's `wait` section has no heading for the wait target {target!r}"
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_key_of_a_step_kind_is_in_its_section(kind: str) -> None:
+    """Each key of a kind (and of its wait targets) is named in its section: `key`, or a path ending in it
+    (`dirs[].path`, `kubernetes.role`). The keys every step has are documented once, above the kinds."""
+    section = _section(kind) or ""
+    keys = _keys(kind_module(kind).Step, skip=frozenset(StepBase.model_fields))
+    missing = sorted(k for k in keys if not re.search(rf"`(?:[\w\[\]]+\.)*{re.escape(k)}`", section))
+    assert not missing, f"docs/spec.md's section on `{kind}` does not name: {', '.join(missing)}"
