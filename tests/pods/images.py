@@ -50,3 +50,11 @@ def layers(image: str) -> list[tuple[int, str]]:
     history = json.loads(podman("history", "--format", "json", image).stdout)
     return [(int(entry.get("size", 0)), str(entry.get("CreatedBy") or entry.get("createdBy") or ""))
             for entry in history]
+
+
+def build_app_image(init_image: str, context: Path, tag: str) -> str:
+    """``examples/myapp/Dockerfile``: the init image with the example's npm (Debian's nodejs and npm, from the
+    base image's apt sources: this machine's mirror, read when the base was made)."""
+    podman("build", "--pull=never", "--network", "host", "-v", f"{CA_BUNDLE}:/run/host-ca.crt:ro",
+           "--build-arg", f"INIT_IMAGE={init_image}", "-f", str(context / "Dockerfile"), "-t", tag, str(context))
+    return tag

@@ -5,31 +5,17 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-import yaml
-
 from tests.conftest import PrefectServer
-from tests.helpers import run_cli, source_snapshot, write_spec
-from tests.pods.images import BASE_IMAGE, Images, build, layers, podman
+from tests.helpers import run_cli, write_spec
+from tests.pods.images import BASE_IMAGE, Images, layers, podman
+from tests.pods.play import Adapt, play, remove_volumes
 from tests.prefectserver import settled_task_runs
 
 MB = 1_000_000
-
-
-@pytest.fixture(scope="module")
-def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Images]:
-    context = source_snapshot(tmp_path_factory.mktemp("context"))
-    built = build(context, f"t{uuid.uuid4().hex[:6]}")
-    try:
-        yield built
-    finally:
-        podman("rmi", "-f", built.worker, built.init, check=False)
 
 
 def own_layers(image: str) -> list[tuple[int, str]]:
@@ -76,37 +62,6 @@ def test_the_worker_image_runs_a_deployments_flow_run(images: Images, prefect_se
     assert [(t["name"], t["state_type"]) for t in tasks] == [("hello", "COMPLETED")]
 
 
-def for_podman(stream: str, prefix: str, app: list[str]) -> str:
-    """The rendered YAML, adapted to podman 4.3's ``kube play`` in the test harness only; each change names the
-    podman limit it works around. What ``render`` prints is what Kubernetes gets."""
-    docs = [doc for doc in yaml.safe_load_all(stream) if doc]
-    for doc in docs:
-        if doc.get("kind") != "Deployment":
-            continue
-        pod = doc["spec"]["template"]["spec"]
-        # podman gives init containers the pod's restart policy: under a Deployment's Always, a finished init
-        # container is started again, forever
-        pod["restartPolicy"] = "Never"
-        for container in pod.get("initContainers", []) + pod["containers"]:
-            for entry in container.get("env", []):
-                # no fieldRef to metadata.namespace or spec.nodeName in podman 4.3 (metadata.name works)
-                path = entry.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
-                if path in ("metadata.namespace", "spec.nodeName"):
-                    entry.pop("valueFrom")
-                    entry["value"] = "podman-namespace" if path == "metadata.namespace" else "podman-node"
-        # an emptyDir is a podman volume named after it, shared by every pod using the name: one per test
-        renamed = {}
-        for volume in pod.get("volumes", []):
-            if "emptyDir" in volume:
-                renamed[volume["name"]] = volume["name"] = prefix + volume["name"]
-        for container in pod.get("initContainers", []) + pod["containers"]:
-            for mount in container.get("volumeMounts", []):
-                mount["name"] = renamed.get(mount["name"], mount["name"])
-        # the app: a stand-in that shows what the init container left it
-        pod["containers"][0]["command"] = app
-    return yaml.safe_dump_all(docs, sort_keys=False)
-
-
 def test_the_rendered_init_container_pod_runs(images: Images, tmp_path: Path) -> None:
     """``render init-container`` of a small spec, played as a pod: the init container exits 0, the app container
     (uid 10001, read-only root) sees the files it made, and the status file says succeeded."""
@@ -127,22 +82,9 @@ def test_the_rendered_init_container_pod_runs(images: Images, tmp_path: Path) ->
     assert rendered.code == 0, rendered.stderr
     app = ["sh", "-c", "cat /data/uploads/ready /data/uploads/uid; python -c 'import json; "
            "print(\"STATUS\", json.dumps(json.load(open(\"/status/result.json\"))))'; echo APP-DONE"]
-    manifest = tmp_path / "pod.yaml"
-    manifest.write_text(for_podman(rendered.stdout, f"{name}-", app))
-    log = tmp_path / "pod.log"
-    try:
-        played = podman("kube", "play", "--log-opt", f"path={log}", str(manifest), timeout=300, check=False)
-        assert played.returncode == 0, played.stderr[-3000:]
-        deadline = time.monotonic() + 120
-        while "APP-DONE" not in (log.read_text() if log.exists() else ""):
-            assert time.monotonic() < deadline, log.read_text() if log.exists() else "no log"
-            time.sleep(0.5)
-    finally:
-        podman("kube", "down", str(manifest), check=False)
-        for volume in ("status", "data", "tmp", "secrets"):
-            podman("volume", "rm", "-f", f"{name}-{volume}", check=False)
-    # podman's k8s-file log: "TIME stdout|stderr F|P TEXT" a line
-    lines = [line.split(" ", 3)[3] for line in log.read_text().splitlines() if line.count(" ") >= 3]
+    played = play(rendered.stdout, Adapt(prefix=f"{name}-", app=app), tmp_path, until="APP-DONE")
+    remove_volumes(f"{name}-")
+    lines = played.lines
     assert "made by the init container" in lines and "10001" in lines, lines
     status = json.loads(next(line.removeprefix("STATUS ") for line in lines if line.startswith("STATUS ")))
     assert status["status"] == "succeeded" and [s["status"] for s in status["steps"]] == ["succeeded"] * 2
