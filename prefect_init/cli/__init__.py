@@ -17,11 +17,10 @@ import typer
 
 from prefect_init.errors import SpecError, StepError
 from prefect_init.run.outcome import one_line
-from prefect_init.spec.load import load_spec
-from prefect_init.spec.model import Spec
 
 if TYPE_CHECKING:
     from prefect_init.prefect_adapter.observer import Observer
+    from prefect_init.spec.model import Spec
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Kubernetes init pipelines as one declarative, observable, retrying Prefect flow.")
@@ -35,6 +34,8 @@ def _err(message: str) -> None:
 
 
 def _load(path: str, defer_unset: bool = False) -> Spec:
+    from prefect_init.spec.load import load_spec  # here, not at the top: --help needs no pydantic model
+
     try:
         return load_spec(path, defer_unset=defer_unset)
     except SpecError as exc:
