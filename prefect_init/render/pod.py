@@ -108,8 +108,11 @@ def privilege_note(spec: Spec) -> list[str]:
 
 
 def resources() -> Doc:
-    """Prefect mode imports prefect (~250 MB resident); local mode needs a fraction of that."""
-    return {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
+    """From a measurement: ``examples/myapp.yaml`` run in its pod (tests/pods/test_rendered.py) peaks at 69 MB
+    for prefect-init itself (Prefect mode speaks HTTP; prefect is not imported) and 71 MB for its largest child
+    (npm's build). The limit is twice their sum, and the request their sum; a step with a heavier program (a
+    large build, a JVM migration tool) needs more: set it in your manifest."""
+    return {"requests": {"cpu": "100m", "memory": "160Mi"}, "limits": {"cpu": "1", "memory": "320Mi"}}
 
 
 def _written(spec: Spec) -> list[tuple[str, bool]]:

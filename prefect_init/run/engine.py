@@ -22,7 +22,16 @@ from pydantic import ValidationError
 
 from prefect_init.errors import RetryableError, StepCancelled, StepError, StepFailed
 from prefect_init.run.identity import Identity
-from prefect_init.run.outcome import FAILED, NOT_RUN, SKIPPED, SUCCEEDED, RunOutcome, StepOutcome, now_iso
+from prefect_init.run.outcome import (
+    FAILED,
+    NOT_RUN,
+    SKIPPED,
+    SUCCEEDED,
+    RunOutcome,
+    StepOutcome,
+    now_iso,
+    peak_memory_mb,
+)
 from prefect_init.runtime.context import RunContext, StepLogger
 from prefect_init.runtime.redaction import redact
 from prefect_init.spec.durations import format_duration
@@ -186,6 +195,7 @@ def run_spec_with(spec: Spec, executor: Executor, reporter: Reporter, cancel: th
     outcome.steps = [results[name] for name in plan.order]
     outcome.interrupted = cancel.is_set()
     outcome.finished_at = now_iso()
+    outcome.peak_memory_mb = peak_memory_mb()
     return outcome
 
 

@@ -58,6 +58,9 @@ class RunOutcome:
     interrupted: bool = False
     identity: dict[str, str] = field(default_factory=dict)
     """The pod the run belongs to (:class:`prefect_init.run.identity.Identity`)."""
+    peak_memory_mb: dict[str, int] = field(default_factory=dict)
+    """Peak resident memory of prefect-init itself and of the largest process a step started (a command, git,
+    a migration tool): what a container's memory limit must hold (:func:`peak_memory_mb`)."""
 
     @property
     def status(self) -> str:
@@ -82,6 +85,8 @@ class RunOutcome:
             data["identity"] = dict(self.identity)
         data.update({"started_at": self.started_at, "finished_at": self.finished_at,
                      "steps": [s.to_dict() for s in self.steps]})
+        if self.peak_memory_mb:
+            data["peak_memory_mb"] = dict(self.peak_memory_mb)
         return data
 
     def markdown(self) -> str:
@@ -99,6 +104,19 @@ class RunOutcome:
             rows += ["", "| step | output | value |", "|---|---|---|"]
             rows += [f"| {s.name} | {key} | `{redact(value)}` |" for s in produced for key, value in s.outputs.items()]
         return "\n".join(rows) + "\n"
+
+
+def peak_memory_mb() -> dict[str, int]:
+    """``{"prefect_init": MB, "largest_process": MB}`` so far (``getrusage``: this process; the largest of the
+    processes it started and waited for). Steps run at the same time, so a container's peak may reach the sum.
+    Upper bounds, as Linux counts them: a process keeps its peak across exec, so a child's figure is at least
+    the memory of the process it was started from (prefect-init's, for a step's program)."""
+    import resource
+
+    def mb(who: int) -> int:
+        return round(resource.getrusage(who).ru_maxrss / 1024)  # Linux: KiB
+
+    return {"prefect_init": mb(resource.RUSAGE_SELF), "largest_process": mb(resource.RUSAGE_CHILDREN)}
 
 
 def write_status_file(path: Path, outcome: RunOutcome) -> None:

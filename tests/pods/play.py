@@ -117,8 +117,24 @@ def play(stream: str, adapt: Adapt, directory: Path, until: str | None = None, t
                 codes[name.removeprefix(f"{names[0]}-")] = int(code)
     finally:
         podman("kube", "down", str(manifest), check=False)
-    lines = [line.split(" ", 3)[3] for line in log.read_text().splitlines() if line.count(" ") >= 3]
-    return Played(lines, codes)
+    return Played(log_lines(log.read_text()), codes)
+
+
+def log_lines(text: str) -> list[str]:
+    """The lines of podman's k8s-file log (``TIME STREAM F|P TEXT``): a ``P`` entry is a part of a line that
+    the next entries of its stream complete."""
+    lines: list[str] = []
+    partial: dict[str, str] = {}
+    for entry in text.splitlines():
+        parts = entry.split(" ", 3)
+        if len(parts) < 3:
+            continue
+        stream, tag, body = parts[1], parts[2], parts[3] if len(parts) > 3 else ""
+        if tag == "P":
+            partial[stream] = partial.get(stream, "") + body
+        else:
+            lines.append(partial.pop(stream, "") + body)
+    return lines
 
 
 def remove_volumes(prefix: str) -> None:

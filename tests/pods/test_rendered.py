@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import yaml
 
 from tests.helpers import git, run_cli, write_spec
 from tests.pods.images import Images, build_app_image, podman, podman_env
@@ -142,7 +143,7 @@ def test_the_main_example_runs_in_a_pod_against_real_services(
         lines = played.lines
         assert "APP-DONE" in lines, lines[-40:]
         assert DB_PASSWORD not in "\n".join(lines)  # the canary: no secret in any log line
-        show = {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in lines
+        show = {line.partition(" ")[0]: line.partition(" ")[2] for line in lines
                 if line.split(" ", 1)[0] in ("CONFIG", "SECRETS", "DIRS", "CHECKOUT", "BUILT", "STATUS")}
         assert "host: db.internal" in show["CONFIG"], show
         assert show["SECRETS"] == "400 10001 ['api_key', 'db_password', 'redis_password']", show
@@ -153,6 +154,15 @@ def test_the_main_example_runs_in_a_pod_against_real_services(
         assert {s["name"]: s["status"] for s in status["steps"]} == {
             name: "succeeded" for name in ("wait-for-services", "secrets", "migrate", "config", "validate-secrets",
                                            "permissions", "clone", "build")}
+    # the memory limit render writes holds twice the run's measured peak (prefect-init and its largest child
+    # together: steps run at the same time)
+    init = next(d for d in yaml.safe_load_all(rendered.stdout) if d and d["kind"] == "Deployment"
+                )["spec"]["template"]["spec"]["initContainers"][0]
+    limit_mb = int(init["resources"]["limits"]["memory"].removesuffix("Mi"))
+    peak = json.loads({line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in first.lines
+                       if line.startswith("STATUS ")}["STATUS"])["peak_memory_mb"]
+    print(f"myapp's init run in its container: peak {peak}, limit {limit_mb} MiB")
+    assert 2 * (peak["prefect_init"] + peak["largest_process"]) <= limit_mb, (peak, limit_mb)
     with psycopg.connect(database_url) as conn:
         history = conn.execute("SELECT version, script FROM prefect_init_schema_history ORDER BY installed_rank"
                                ).fetchall()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import signal
 import subprocess
 import time
@@ -215,3 +216,23 @@ def test_sigterm_mid_run_stops_steps_and_writes_the_status(tmp_path: Path) -> No
     assert by_name["side"]["status"] == "failed"
     assert by_name["later"]["status"] == "skipped"
     assert "Traceback" not in stderr
+
+
+def test_the_status_file_says_the_runs_peak_memory(tmp_path: Path) -> None:
+    """What a memory limit must hold: prefect-init's own peak, and the largest process a step started (here a
+    python that holds 120 MB, well above prefect-init's own)."""
+    spec = write_spec(tmp_path, """
+        version: 1
+        name: mem
+        status_file: status.json
+        steps:
+          - name: big
+            command: [python3, -c, "b = bytearray(120 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096])"]
+    """)
+    # started by a small shell, not by pytest: Linux keeps a process's peak across exec, and a process forked
+    # from pytest starts at pytest's own (what a container's first process does not)
+    command = " ".join(shlex.quote(part) for part in [*CLI, "run", str(spec)])
+    assert subprocess.run(["sh", "-c", f"{command}; exit $?"], env=clean_env()).returncode == 0
+    peak = _status(tmp_path / "status.json")["peak_memory_mb"]
+    assert 10 < peak["prefect_init"] < 120, peak
+    assert 120 <= peak["largest_process"] < 200, peak
