@@ -375,6 +375,8 @@ def runs(
     tag: Annotated[str | None, typer.Option(help="Only runs with this tag (e.g. namespace:prod).")] = None,
     failed: Annotated[bool, typer.Option("--failed", help="Only FAILED and CRASHED runs.")] = False,
     limit: Annotated[int, typer.Option(help="At most this many runs, newest first.", min=1, max=200)] = 20,
+    scheduled: Annotated[bool, typer.Option("--scheduled", help="Also runs that have not started (a schedule's "
+                                            "next runs), by expected start.")] = False,
 ) -> None:
     """The latest runs from the Prefect API: spec, pod, state, failed step, started, duration, URL."""
     _needs_prefect("runs")
@@ -384,7 +386,7 @@ def runs(
         _err("runs: give a SPEC or --tag, not both")
         raise typer.Exit(EXIT_USAGE)
     with _one_line_failures():
-        rows = list_runs(spec_tag(spec) if spec else tag, failed, limit)
+        rows = list_runs(spec_tag(spec) if spec else tag, failed, limit, scheduled)
     typer.echo(table(rows) if rows else "no runs")
 
 

@@ -51,7 +51,9 @@ def _when(value: str | None) -> str:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def list_runs(tag: str | None, failed: bool, limit: int) -> list[Row]:
+def list_runs(tag: str | None, failed: bool, limit: int, scheduled: bool = False) -> list[Row]:
+    """The runs that have started, newest first; with ``scheduled``, those still to come too (by the time they
+    are expected: a schedule's future runs first)."""
     url = api_url(no_api_code=2)
     ui = url.rstrip("/").removesuffix("/api")
     with httpx.Client(base_url=url.rstrip("/"), headers=auth_headers(), timeout=30) as client:
@@ -65,9 +67,12 @@ def list_runs(tag: str | None, failed: bool, limit: int) -> list[Row]:
                 runs_filter["tags"] = {"all_": [tag]}
             if failed:
                 runs_filter["state"] = {"type": {"any_": FAILED_TYPES}}
+            if not scheduled:
+                runs_filter["start_time"] = {"is_null_": False}
             runs = client.post("/flow_runs/filter", json={
                 "flows": {"id": {"any_": [flow.json()["id"]]}}, "flow_runs": runs_filter,
-                "sort": "EXPECTED_START_TIME_DESC", "limit": limit}).raise_for_status().json()
+                "sort": "EXPECTED_START_TIME_DESC" if scheduled else "START_TIME_DESC", "limit": limit}
+            ).raise_for_status().json()
             failed_tasks: list[dict[str, Any]] = []
             if runs:
                 failed_tasks = client.post("/task_runs/filter", json={

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -143,3 +144,14 @@ def test_runs_lists_the_failed_ones(prefect_server: PrefectServer, tmp_path: Pat
     assert all("/runs/flow-run/" in r for r in rows)
     by_tag = run_cli("runs", "--tag", "pod:pod-3", env=env)
     assert [r.split()[1] for r in by_tag.stdout.splitlines()[1:]] == ["pod-3"]
+    # a schedule's future runs (Scheduled, not started) do not push the real ones out: newest started first
+    flow = prefect_server.get("/flows/name/prefect-init")
+    for hours in (1, 2, 3):
+        prefect_server.post("/flow_runs/", {
+            "flow_id": flow["id"], "name": f"{name}-later-{hours}", "tags": [f"spec:{name}"],
+            "state": {"type": "SCHEDULED", "name": "Scheduled", "state_details": {
+                "scheduled_time": (datetime.now(UTC) + timedelta(hours=hours)).isoformat()}}})
+    newest = run_cli("runs", name, "--limit", "2", env=env)
+    assert [r.split()[1] for r in newest.stdout.splitlines()[1:]] == ["pod-4", "pod-3"], newest.stdout
+    ahead = run_cli("runs", name, "--limit", "2", "--scheduled", env=env)
+    assert [r.split()[2] for r in ahead.stdout.splitlines()[1:]] == ["Scheduled", "Scheduled"], ahead.stdout
