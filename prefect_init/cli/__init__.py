@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,9 +23,39 @@ if TYPE_CHECKING:
     from prefect_init.spec.model import Spec
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Kubernetes init pipelines as one declarative, observable, retrying Prefect flow.")
+                  rich_markup_mode=None)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+PLACEHOLDERS = {
+    "spec": "SPEC", "kind": "KIND", "target": "TARGET", "only": "STEP", "status_file": "PATH", "base_dir": "PATH",
+    "timeout": "DURATION", "image": "IMAGE", "app_image": "IMAGE", "namespace": "NAMESPACE", "pool": "POOL",
+    "service_account": "NAME", "name": "NAME", "api_url": "URL", "hook": "helm|argo", "schedule": "CRON",
+    "cron": "CRON", "timezone": "TZ", "env": "KEY=VALUE", "tag": "TAG", "limit": "N", "format": "text|json",
+    "create_pool": "process|kubernetes", "step": "STEP"}
+"""Each parameter's placeholder in --help, in words (typer would print the Python type: <str>, <list[str]>)."""
+
+
+def _version(value: bool) -> None:
+    if value:
+        from prefect_init import __version__
+
+        typer.echo(f"prefect-init {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    """Kubernetes init pipelines as one declarative, observable, retrying Prefect flow: one YAML spec
+    (docs/spec.md), run in every pod as the initContainer, once per release as a Job, or on a schedule.
+
+    The Prefect API is PREFECT_API_URL, else the active Prefect profile's (prefect config set
+    PREFECT_API_URL=...); with none, or none that answers within 1.5 s, run is local (logs on stderr).
+
+    Exit codes: 0 success; 1 a step failed, or the Prefect API refused or is required and away; 2 the spec or
+    the command line is wrong (one line per problem, never a traceback); 130 interrupted.
+    """
 
 
 def _err(message: str) -> None:
@@ -44,10 +74,12 @@ def _load(path: str, defer_unset: bool = False) -> Spec:
         raise typer.Exit(EXIT_USAGE) from None
 
 
-@app.command()
+@app.command(short_help='Validate a spec and print its plan; --online probes its dependencies.')
 def check(
     spec: Annotated[str, typer.Argument(help="The spec file ('-' for standard input).")],
     online: Annotated[bool, typer.Option("--online", help="Also probe every dependency, read-only.")] = False,
+    unset_ok: Annotated[bool, typer.Option("--unset-ok", help="A variable not set here is no error (CI, outside "
+                                           "the pod): each is named once as 'not set here'.")] = False,
     timeout: Annotated[str, typer.Option(help="--online: for the whole preflight (all probes at once).")] = "30s",
     strict: Annotated[bool, typer.Option("--strict", help="--online: a wait target not ready is a problem.")
                       ] = False,
@@ -60,7 +92,10 @@ def check(
     if format not in ("text", "json"):
         _err(f"check: --format is 'text' or 'json', not {format!r}")
         raise typer.Exit(EXIT_USAGE)
-    loaded = _load(spec)
+    if unset_ok and online:
+        _err("check: --unset-ok is for the offline check; --online needs every variable set")
+        raise typer.Exit(EXIT_USAGE)
+    loaded = _load(spec, defer_unset=unset_ok)
     if online:
         from prefect_init.run import preflight
 
@@ -76,8 +111,19 @@ def check(
             step = loaded.step(name)
             policy = loaded.policy(step)
             after = f"after {', '.join(plan.needs[name])}" if plan.needs[name] else "at start"
-            out.append(f"  {name:<{width}}  {step.describe()}  [{after}; timeout {policy.timeout:g}s, "
+            try:
+                what = step.describe()
+            except (AttributeError, TypeError, KeyError):  # a stand-in (--unset-ok): its kind's part as written
+                what = f"{step.kind}: (values from variables not set here)"
+            out.append(f"  {name:<{width}}  {what}  [{after}; timeout {policy.timeout:g}s, "
                        f"retries {policy.retries}]")
+    if unset_ok:
+        import os
+
+        from prefect_init.spec.interpolate import required_variables
+
+        out += [f"{variable}: not set here (resolved where the spec runs)"
+                for variable in required_variables(loaded.text) if variable not in os.environ]
     typer.echo("\n".join(out))
 
 
@@ -100,7 +146,7 @@ def _api(require_api: bool) -> str | None:
     return None
 
 
-@app.command()
+@app.command(short_help="Run a spec: the initContainer's entrypoint (exit 0, 1 or 2).")
 def run(
     spec: Annotated[str, typer.Argument(help="The spec file ('-' for standard input).")],
     only: Annotated[list[str] | None, typer.Option("--only", help="Run only this step (repeatable).")] = None,
@@ -109,7 +155,9 @@ def run(
                            ] = False,
     local: Annotated[bool, typer.Option("--local", help="Run locally even if a Prefect API is configured.")] = False,
 ) -> None:
-    """Run SPEC, mirrored into Prefect as a flow run when the Prefect API answers; the steps' outcome decides."""
+    """Run SPEC: every step, at the same time where after: allows, each with its retries and timeout; mirrored
+    into Prefect as a flow run when the Prefect API answers. Exit 0 when every step succeeded, 1 when one failed
+    (or the run was stopped), 2 when the spec is wrong."""
     loaded = _load(spec)
     names = {s.name for s in loaded.steps}
     unknown = [n for n in only or [] if n not in names]
@@ -172,7 +220,7 @@ def _run(loaded: Spec, only: list[str] | None, status_path: Path | None, observe
     return outcome.status == SUCCEEDED, outcome.reason()
 
 
-@app.command()
+@app.command(short_help='Print the Kubernetes YAML that runs a spec.')
 def render(
     kind: Annotated[str, typer.Argument(help="init-container | job | cronjob | work-pool")],
     spec: Annotated[str, typer.Argument(help="The spec file ('-' for standard input).")],
@@ -208,7 +256,7 @@ def render(
     from prefect_init.render import render as render_kind
     from prefect_init.render.env import refused_env, unprovided_note
     from prefect_init.render.files import read_files
-    from prefect_init.render.pod import path_warnings, privilege_note
+    from prefect_init.render.pod import path_warnings, privilege_note, status_file_note
 
     problems = []
     if kind not in KINDS:
@@ -252,7 +300,7 @@ def render(
     for warning in path_warnings(loaded, options if kind != "work-pool" else None):
         _err(f"warning: {warning}")
     if kind != "work-pool":
-        for line in [*unprovided_note(loaded, options), *privilege_note(loaded)]:
+        for line in [*unprovided_note(loaded, options), *privilege_note(loaded), *status_file_note(loaded)]:
             _err(line)
     if kind == "work-pool":
         _needs_prefect("render work-pool")
@@ -310,7 +358,7 @@ def _duration(flag: str, value: str) -> float:
         raise typer.Exit(EXIT_USAGE) from None
 
 
-@app.command()
+@app.command(short_help='Register a spec as a Prefect deployment (a worker runs it).')
 def deploy(
     spec: Annotated[str, typer.Argument(help="The spec file ('-' for standard input).")],
     pool: Annotated[str, typer.Option(help="The Prefect work pool whose workers run the spec.")],
@@ -347,15 +395,17 @@ def deploy(
         typer.echo(f"created work pool {pool!r} ({create_pool})")
     typer.echo(f"deployment {deployed.name}: {deployed.url}")
     typer.echo(f"schedules: {', '.join(deployed.schedules) if deployed.schedules else 'none'}")
+    typer.echo(f"next: a worker must serve the pool (prefect worker start --pool {pool}, with the same "
+               f"PREFECT_API_URL); then: prefect-init trigger {deployed.name}")
 
 
-@app.command()
+@app.command(short_help='Run a deployment now and follow it (CI/CD, before a rollout).')
 def trigger(
     target: Annotated[str, typer.Argument(help="A deployment (prefect-init/myapp), a spec name or a spec file.")],
     env: Annotated[list[str] | None, typer.Option(help="KEY=VALUE for this run only (repeatable).")] = None,
     tag: Annotated[list[str] | None, typer.Option(help="A tag of this flow run (repeatable).")] = None,
-    timeout: Annotated[str | None, typer.Option(help="Cancel the run and exit 1 after this long (e.g. 10m).")
-                       ] = None,
+    timeout: Annotated[str | None, typer.Option(help="Cancel the run and exit 1 after this long (e.g. 10m; "
+                                                "default: wait as long as the run takes).")] = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the run's end (default).")] = True,
 ) -> None:
     """Run a deployment and wait: one line per state change, and the failed steps if it fails."""
@@ -369,7 +419,7 @@ def trigger(
     raise typer.Exit(code)
 
 
-@app.command()
+@app.command(short_help='The latest runs, newest first, from the Prefect API.')
 def runs(
     spec: Annotated[str | None, typer.Argument(help="A spec name or file: only its runs.")] = None,
     tag: Annotated[str | None, typer.Option(help="Only runs with this tag (e.g. namespace:prod).")] = None,
@@ -390,7 +440,7 @@ def runs(
     typer.echo(table(rows) if rows else "no runs")
 
 
-@app.command()
+@app.command(short_help='Every migration of a migrate step and its state, read-only.')
 def migrations(
     spec: Annotated[str, typer.Argument(help="The spec file ('-' for standard input).")],
     step: Annotated[str | None, typer.Option(help="The migrate step (when the spec has several).")] = None,
@@ -440,10 +490,46 @@ def migrations(
     raise typer.Exit(EXIT_FAILED if any(e.state in PROBLEMS for e in items) else EXIT_OK)
 
 
+def command() -> Any:
+    """The click command of ``app``, each parameter's placeholder in words (:data:`PLACEHOLDERS`), flags
+    with none."""
+    group = typer.main.get_command(app)
+
+    def words(param: Any) -> None:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+        elif param.name:
+            param.metavar = PLACEHOLDERS.get(param.name, param.name.upper())
+        if param.param_type_name == "argument":  # its name says it: no type beside it
+            param.display_type_rich = lambda ctx: None
+
+    for sub in [group, *getattr(group, "commands", {}).values()]:
+        for param in sub.params:
+            words(param)
+        get_help_option = sub.get_help_option
+
+        def help_option(ctx: Any, get: Any = get_help_option) -> Any:
+            option = get(ctx)
+            if option is not None:
+                words(option)
+            return option
+
+        sub.get_help_option = help_option
+    return group
+
+
 def main() -> None:
     try:
-        app()
+        command()()
     except KeyboardInterrupt:
         _err("prefect-init: interrupted")
         sys.exit(130)
+    except Exception as exc:  # a bug of ours: one line, not a traceback (PREFECT_INIT_DEBUG=1 shows it)
+        import os
+
+        if os.environ.get("PREFECT_INIT_DEBUG"):
+            raise
+        _err(f"prefect-init: internal error: {type(exc).__name__}: {one_line(str(exc))} (a bug: please report "
+             "it; PREFECT_INIT_DEBUG=1 prints the traceback)")
+        sys.exit(EXIT_FAILED)
 

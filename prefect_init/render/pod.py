@@ -132,6 +132,15 @@ def status_file(spec: Spec) -> tuple[str, bool]:
     return f"{STATUS_DIR}/result.json", True
 
 
+def status_file_note(spec: Spec) -> list[str]:
+    """What ``render`` says when the pod writes its status elsewhere than the spec's ``status_file``."""
+    if spec.status_file and not posixpath.isabs(spec.status_file):
+        return [f"note: status_file {spec.status_file} is relative, and would land in the spec's read-only "
+                f"ConfigMap: the pod writes {STATUS_DIR}/result.json instead (run --status-file), on the volume the "
+                "app container reads"]
+    return []
+
+
 def volume_dirs(spec: Spec) -> tuple[list[str], list[str]]:
     """(directories to mount as emptyDirs, those of them on ``medium: Memory``), and a warning per path that
     cannot work in the pod (relative: under the read-only ConfigMap; or directly under ``/``)."""

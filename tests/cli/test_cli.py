@@ -96,3 +96,56 @@ def test_broken_prefect_setting_is_one_warning_not_a_failure(tmp_path: Path, pre
     assert "Traceback" not in result.output
     assert result.stderr.splitlines()[0] == ("warning: PREFECT_FLOWS_HEARTBEAT_FREQUENCY='often' is not a number of "
                                              "seconds; heartbeats every 180 s")
+
+
+def test_version_and_help_in_words() -> None:
+    from prefect_init import __version__
+
+    version = run_cli("--version")
+    assert version.code == 0 and version.stdout.strip() == f"prefect-init {__version__}"
+    top = run_cli("--help")
+    assert "Exit codes: 0 success; 1 a step failed" in top.stdout and "PREFECT_API_URL" in top.stdout
+    for command in ("check", "run", "render", "deploy", "trigger", "runs", "migrations"):
+        shown = run_cli(command, "--help")
+        assert shown.code == 0, shown.output
+        for python_type in ("<str>", "<list", "<int", "<bool>", "{spec}", "<float"):
+            assert python_type not in shown.stdout, (command, python_type, shown.stdout)
+    assert "--timeout DURATION" in run_cli("trigger", "--help").stdout
+    assert "default: wait as long as the run takes" in run_cli("trigger", "--help").stdout
+    assert "--status-file PATH" in run_cli("run", "--help").stdout
+    assert "Exit 0 when every step succeeded, 1 when one failed" in run_cli("run", "--help").stdout
+
+
+def test_check_where_the_variables_are_not_set(tmp_path: Path) -> None:
+    """In CI, outside the pod: the structure is checked, each unset variable named once, exit 0; a real mistake
+    still exits 2."""
+    spec = write_spec(tmp_path, """
+        version: 1
+        name: ci
+        steps:
+          - name: db
+            wait: [{postgres: "${DATABASE_URL}"}]
+          - name: migrate
+            migrate: {database: "${DATABASE_URL}", dir: /migrations}
+          - name: hello
+            command: [echo, "${GREETING:-hi}"]
+        """)
+    strict = run_cli("check", str(spec), env=clean_env())
+    assert strict.code == 2 and "DATABASE_URL is not set" in strict.stderr
+    relaxed = run_cli("check", str(spec), "--unset-ok", env=clean_env())
+    assert relaxed.code == 0, relaxed.output
+    assert relaxed.stdout.count("DATABASE_URL: not set here") == 1 and "GREETING" not in relaxed.stdout
+    broken = write_spec(tmp_path, "version: 1\nname: ci\nsteps:\n  - name: db\n    wait: [{postgres: \"${DB}\"}]\n"
+                        "    retries: many\n", name="broken.yaml")
+    result = run_cli("check", str(broken), "--unset-ok", env=clean_env())
+    assert result.code == 2 and "retries" in result.stderr
+
+
+def test_render_says_when_it_moves_the_status_file(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, "version: 1\nname: st\nstatus_file: out/status.json\nsteps:\n"
+                                "  - name: a\n    command: [echo, a]\n")
+    result = run_cli("render", "job", str(spec), "--image", "i:1", env=clean_env())
+    assert result.code == 0
+    assert ("note: status_file out/status.json is relative, and would land in the spec's read-only ConfigMap: "
+            "the pod writes /status/result.json instead") in result.stderr
+    assert "--status-file" in result.stdout and "/status/result.json" in result.stdout

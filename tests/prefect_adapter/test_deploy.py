@@ -39,6 +39,8 @@ def test_deploy_stores_the_text_and_replaces_schedules(prefect_server: PrefectSe
     assert result.code == 0, result.output
     assert "deployment prefect-init/cron-app: http://" in result.stdout
     assert "schedules: */5 * * * * (UTC)" in result.stdout
+    assert ("next: a worker must serve the pool (prefect worker start --pool cron-pool, with the same "
+            "PREFECT_API_URL); then: prefect-init trigger prefect-init/cron-app") in result.stdout
     found = deployment(prefect_server, "cron-app")
     assert found is not None
     assert found["parameters"]["spec_text"] == spec.read_text()  # as written: ${WHO:-world} unexpanded
