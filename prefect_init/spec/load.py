@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import ValidationError
+from pydantic_core.core_schema import ErrorType
 
 from prefect_init.errors import SpecError, SpecProblem
 from prefect_init.spec.model import Spec, SpecHeader, StepBase
@@ -20,21 +22,95 @@ from prefect_init.spec.plan import needs_of, plan_problems
 from prefect_init.spec.registry import KINDS, kind_module
 from prefect_init.spec.source import SourceMap, format_path, load_yaml
 
-_MESSAGES = {
-    "extra_forbidden": "unknown key (check the spelling)",
-    "missing": "required",
+_PATTERNS = {
+    r"^https?://": "expected an http:// or https:// URL",
+    r"^(https?|file)://": "expected an http://, https:// or file:// URL",
+    r"^[A-Za-z_][A-Za-z0-9_]{0,62}$": "expected an SQL name: letters, digits and _, not starting with a digit, at "
+                                      "most 63 characters",
+    r"^\d+([._]\d+)*$": "expected a version like 5, 1.2 or 2_1 (digits separated by . or _)",
+    r"^[0-9a-fA-F]{64}$": "expected a SHA-256 digest: 64 hexadecimal digits",
+    r"^[^/\s][^\s]*$": "expected a secret's path without a leading / or spaces, like secret/data/myapp",
+    r"^[^/\s]+/[^/\s]+$": "expected FLOW/DEPLOYMENT, like prefect-init/myapp",
 }
+"""Every pattern a model uses, said in words (a test checks that none is missing)."""
+
+
+_PYDANTIC_TYPES = frozenset(get_args(ErrorType))
+"""pydantic's own error types; any other is a custom error raised by a model with its message in words."""
+
+
+def _words(err: Any) -> str:
+    """A validation error as the person reading the spec says it: never pydantic's own text."""
+    kind, ctx = err["type"], err.get("ctx") or {}
+    given = err.get("input")
+    fixed = {
+        "extra_forbidden": "unknown key (check the spelling)",
+        "missing": "required",
+        "string_type": "expected text" + (f" (quote it: \"{str(given).lower() if isinstance(given, bool) else given}\")"
+                                          if isinstance(given, (bool, int, float)) else ""),
+        "list_type": "expected a list, like [a, b]" + (" (a command is a list of its arguments, or one string)"
+                                                      if isinstance(given, bool) else ""),
+        "dict_type": "expected a mapping (key: value)",
+        "model_type": "expected a mapping (key: value)",
+        "model_attributes_type": "expected a mapping (key: value)",
+        "int_type": "expected a whole number",
+        "int_parsing": "expected a whole number",
+        "int_from_float": "expected a whole number",
+        "float_type": "expected a number",
+        "float_parsing": "expected a number",
+        "bool_type": "expected true or false",
+        "bool_parsing": "expected true or false",
+        "none_required": "expected nothing here",
+    }
+    if kind in fixed:
+        return fixed[kind]
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        bound = next(iter(ctx.values()), "?")
+        return {"greater_than_equal": f"must be at least {bound}", "greater_than": f"must be more than {bound}",
+                "less_than_equal": f"must be at most {bound}", "less_than": f"must be less than {bound}"}[kind]
+    if kind in ("too_short", "string_too_short"):
+        least = ctx.get("min_length", 1)
+        return "must not be empty" if least == 1 else f"needs at least {least} items"
+    if kind in ("too_long", "string_too_long"):
+        return f"has more than {ctx.get('max_length', '?')} {'characters' if kind == 'string_too_long' else 'items'}"
+    if kind in ("literal_error", "enum"):
+        return f"expected {ctx.get('expected', 'one of the allowed values')}".replace("'", "")
+    if kind == "string_pattern_mismatch":
+        return _PATTERNS.get(str(ctx.get("pattern")), "not in the expected form")
+    if kind == "value_error":  # our own validators' messages: already words
+        return str(err["msg"]).removeprefix("Value error, ")
+    if kind not in _PYDANTIC_TYPES:  # a custom error of ours (a wait target's kind): its message is words
+        return str(err["msg"])
+    if kind == "assertion_error":
+        return str(err["msg"]).removeprefix("Assertion failed, ")
+    return f"not a valid value here ({kind.replace('_', ' ')})"
 
 
 def _pydantic_problems(exc: ValidationError, prefix: tuple[str | int, ...], source: SourceMap) -> list[SpecProblem]:
     problems = []
-    for err in exc.errors(include_input=False, include_url=False):
+    for err in exc.errors(include_url=False):
         # drop pydantic's internal parts: validator names and union tags (``<tcp>``)
         loc = tuple(part for part in err["loc"] if not (isinstance(part, str) and (
             part.startswith("function-") or (part.startswith("<") and part.endswith(">")))))
-        message = _MESSAGES.get(err["type"]) or str(err["msg"]).removeprefix("Value error, ")
-        problems.append(source.problem((*prefix, *loc), message))
+        problems.append(source.problem((*prefix, *loc), _words(err)))
     return problems
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What the plan reads of a step (name, after), also of a step that is not valid, so the plan's problems
+    (a cycle, an unknown or duplicate name) are said with the others rather than after they are fixed."""
+
+    name: str
+    after: list[str] | None
+
+    @staticmethod
+    def of(raw: Any, index: int) -> _Shape:
+        raw = raw if isinstance(raw, dict) else {}
+        name = raw.get("name") if isinstance(raw.get("name"), str) else f"<steps[{index}]>"
+        after = raw.get("after")
+        valid = after is None or (isinstance(after, list) and all(isinstance(a, str) for a in after))
+        return _Shape(name, after if valid else [])
 
 
 def _under(problem: SpecProblem, deferred: set[str]) -> bool:
@@ -90,16 +166,15 @@ def parse_spec(text: str, file: str, env: Mapping[str, str] | None = None, base_
         raise SpecError(problems or [source.problem((), "the spec must be a mapping with version, name and steps")])
     if not isinstance(data, dict):
         raise SpecError([*problems, source.problem((), "the spec must be a mapping with version, name and steps")])
+    header: SpecHeader | None = None
     try:
         header = SpecHeader.model_validate(data)
     except ValidationError as exc:
         problems += _pydantic_problems(exc, (), source)
-        raw_steps = data.get("steps") if isinstance(data.get("steps"), list) else []
-        for i, raw in enumerate(raw_steps or []):
-            problems += _validate_step(raw, i, source)[1]
-        raise SpecError(problems) from None
+    raw_steps: list[Any] = data["steps"] if isinstance(data.get("steps"), list) else []
     steps: list[StepBase] = []
-    for i, raw in enumerate(header.steps):
+    shapes: list[_Shape] = []  # every step as the plan sees it, valid or not: its problems are said at once
+    for i, raw in enumerate(raw_steps):
         step, step_problems = _validate_step(raw, i, source)
         if deferred and step_problems:
             step_problems = [p for p in step_problems if not _under(p, deferred)]
@@ -108,12 +183,13 @@ def parse_spec(text: str, file: str, env: Mapping[str, str] | None = None, base_
         problems += step_problems
         if step is not None:
             steps.append(step)
-    if not problems:
-        problems += plan_problems(steps, source)
-    if not problems:
+        shapes.append(_Shape.of(raw, i) if step is None else _Shape(step.name, step.after))
+    plan = plan_problems(shapes, source)
+    problems += plan
+    if not problems and header is not None:
         problems += reference_problems(header.steps, needs_of(steps), source)
-    if problems:
-        raise SpecError(problems)
+    if problems or header is None:
+        raise SpecError(sorted(problems, key=lambda p: p.line if p.line is not None else 0))
     if base_dir is not None:
         base = Path(base_dir).resolve()
     else:

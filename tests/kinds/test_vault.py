@@ -238,12 +238,13 @@ def test_fetches_secrets_at_the_same_time(tmp_path: Path, vault: FakeVault) -> N
 
 
 @pytest.mark.parametrize(("vault_spec", "message"), [
-    ({"secrets": []}, "steps[0].vault.secrets: List should have at least 1 item"),
+    ({"secrets": []}, "steps[0].vault.secrets: must not be empty"),
     ({"auth": {"kubernetes": {"role": "a"}, "token_file": "/t"}, "secrets": [{"path": "a", "dest": "b"}]},
      "steps[0].vault.auth: give exactly one of kubernetes, approle or token_file"),
     ({"auth": {"approle": {"role_id": "r"}}, "secrets": [{"path": "a", "dest": "b"}]},
      "give exactly one of secret_id or secret_id_file"),
-    ({"secrets": [{"path": "a", "dest": "b", "format": "xml"}]}, "steps[0].vault.secrets[0].format: Input should be"),
+    ({"secrets": [{"path": "a", "dest": "b", "format": "xml"}]},
+     "steps[0].vault.secrets[0].format: expected json, env or yaml"),
     ({"secrets": [{"path": "a", "dest": "b", "mode": 400}]}, "steps[0].vault.secrets[0].mode: expected an octal"),
 ])
 def test_bad_vault_specs(tmp_path: Path, vault_spec: dict[str, Any], message: str) -> None:

@@ -25,9 +25,9 @@ BAD_SPECS = [
     ("not-yaml", "version: 1\nname: x\nsteps: [\n  - {name: a", 4, "not valid YAML"),
     ("empty", "", 1, "the spec is empty"),
     ("not-a-mapping", "- just\n- a list\n", 1, "must be a mapping"),
-    ("no-steps", "version: 1\nname: x\nsteps: []\n", 3, "steps: List should have at least 1 item"),
+    ("no-steps", "version: 1\nname: x\nsteps: []\n", 3, "steps: must not be empty"),
     ("missing-name", "version: 1\nsteps:\n" + GOOD_STEP, 1, "name: required"),
-    ("bad-version", "version: 2\nname: x\nsteps:\n" + GOOD_STEP, 1, "version: Input should be 1"),
+    ("bad-version", "version: 2\nname: x\nsteps:\n" + GOOD_STEP, 1, "version: expected 1"),
     ("bad-spec-name", "version: 1\nname: My_App\nsteps:\n" + GOOD_STEP, 2, "name: must be 1-63 lowercase"),
     ("unknown-kind", "version: 1\nname: x\nsteps:\n  - name: a\n    shell: ls\n", 5,
      "steps[0].shell: unknown step kind or key"),
@@ -47,7 +47,7 @@ BAD_SPECS = [
     ("bad-default-duration", "version: 1\nname: x\ndefaults:\n  retry_delay: soon\nsteps:\n" + GOOD_STEP, 4,
      "defaults.retry_delay: expected a duration"),
     ("negative-retries", "version: 1\nname: x\ndefaults: {retries: -1}\nsteps:\n" + GOOD_STEP, 3,
-     "defaults.retries: Input should be greater than or equal to 0"),
+     "defaults.retries: must be at least 0"),
     ("bad-mode", "version: 1\nname: x\nsteps:\n  - name: a\n    files:\n      dirs:\n        - path: /tmp/x\n"
      "          mode: 0755\n", 8, 'steps[0].files.dirs[0].mode: expected an octal mode as a quoted string'),
     ("bad-mode-digits", "version: 1\nname: x\nsteps:\n  - name: a\n    files:\n      dirs:\n"
@@ -59,10 +59,10 @@ BAD_SPECS = [
     ("malformed-reference", "version: 1\nname: x\nsteps:\n  - name: a\n    command: [echo, '${not a var}']\n", 5,
      "steps[0].command[1]: malformed ${...} reference"),
     ("wrong-type-retries", "version: 1\nname: x\nsteps:\n  - name: a\n    retries: many\n    command: [ls]\n", 5,
-     "steps[0].retries: Input should be a valid integer"),
+     "steps[0].retries: expected a whole number"),
     ("wrong-type-command", "version: 1\nname: x\nsteps:\n  - name: a\n    command: {run: ls}\n", 5,
-     "steps[0].command: Input should be a valid list"),
-    ("wrong-type-steps", "version: 1\nname: x\nsteps: {a: 1}\n", 3, "steps: Input should be a valid list"),
+     "steps[0].command: expected a list, like [a, b]"),
+    ("wrong-type-steps", "version: 1\nname: x\nsteps: {a: 1}\n", 3, "steps: expected a list, like [a, b]"),
     ("step-not-mapping", "version: 1\nname: x\nsteps:\n  - just-a-string\n", 4, "steps[0]: a step must be a mapping"),
     ("unknown-top-key", "version: 1\nname: x\nstatus_fiel: /tmp/s.json\nsteps:\n" + GOOD_STEP, 3,
      "status_fiel: unknown key"),
@@ -74,7 +74,7 @@ BAD_SPECS = [
     ("bad-step-name", "version: 1\nname: x\nsteps:\n  - name: Build_It\n    command: [ls]\n", 4,
      "steps[0].name: must be 1-63 lowercase"),
     ("empty-command", "version: 1\nname: x\nsteps:\n  - name: a\n    command: []\n", 5,
-     "steps[0].command: Value should have at least 1 item"),
+     "steps[0].command: must not be empty"),
 ]
 
 
@@ -179,7 +179,7 @@ def test_error_never_echoes_the_value(tmp_path: Path) -> None:
     result = run_cli("check", str(spec), env=clean_env(PI_SECRETISH="canary-hunter2-value"))
     assert result.code == 2
     assert result.stderr.splitlines() == [
-        f"{spec}:5: steps[0].retries: Input should be a valid integer, unable to parse string as an integer"]
+        f"{spec}:5: steps[0].retries: expected a whole number"]
     assert "canary-hunter2-value" not in result.output
 
 
@@ -271,3 +271,76 @@ def test_every_key_of_a_step_kind_is_in_its_section(kind: str) -> None:
     keys = _keys(kind_module(kind).Step, skip=frozenset(StepBase.model_fields))
     missing = sorted(k for k in keys if not re.search(rf"`(?:[\w\[\]]+\.)*{re.escape(k)}`", section))
     assert not missing, f"docs/spec.md's section on `{kind}` does not name: {', '.join(missing)}"
+
+
+PYDANTIC_WORDS = ("Input should", "should have", "String should", "Value should", "Field required", "valid integer")
+
+
+def test_every_problem_at_once_ordered_by_line(tmp_path: Path) -> None:
+    """A misspelt key, an unquoted mode and a cycle: three lines, by line, in one run (the cycle used to wait
+    until the other two were fixed)."""
+    spec = write_spec(tmp_path, """
+        version: 1
+        name: x
+        steps:
+          - name: a
+            after: [c]
+            comand: [echo]
+          - name: b
+            after: [a]
+            files: {dirs: [{path: /d, mode: 755}]}
+          - name: c
+            after: [b]
+            command: [echo]
+        """)
+    result = run_cli("check", str(spec))
+    assert result.code == 2
+    assert [line.split(": ", 2)[:2] for line in result.stderr.splitlines()] == [
+        [f"{spec}:5", "steps[0].after"], [f"{spec}:6", "steps[0].comand"], [f"{spec}:9", "steps[1].files.dirs[0].mode"]]
+    assert "cycle: a -> c -> b -> a" in result.stderr
+
+
+@pytest.mark.parametrize(("yaml_value", "words"), [
+    ("command: [true]", 'steps[0].command[0]: expected text (quote it: "true")'),
+    ("command: true", "steps[0].command: expected a list, like [a, b] (a command is a list of its arguments"),
+    ("vault: {address: vault:8200, secrets: [{path: a, dest: /b}]}",
+     "steps[0].vault.address: expected an http:// or https:// URL"),
+    ("vault: {secrets: [{path: a, dest: /b, format: xml}]}",
+     "steps[0].vault.secrets[0].format: expected json, env or yaml"),
+    ("migrate: {database: x, dir: m, table: bad-name}", "steps[0].migrate.table: expected an SQL name"),
+    ("wait: [{tcp: db:5432, timeout: soon}]", "steps[0].wait[0].timeout: expected a duration"),
+    ("git: {repo: x, dest: /r, depth: 0}", "steps[0].git.depth: must be at least 1"),
+])
+def test_messages_in_words(tmp_path: Path, yaml_value: str, words: str) -> None:
+    spec = write_spec(tmp_path, f"version: 1\nname: x\nsteps:\n  - name: a\n    {yaml_value}\n")
+    result = run_cli("check", str(spec))
+    assert result.code == 2 and words in result.stderr, result.stderr
+    assert not any(w in result.stderr for w in PYDANTIC_WORDS), result.stderr
+
+
+def test_no_bad_spec_is_told_in_a_validators_words(tmp_path: Path) -> None:
+    for case, text, _, _ in BAD_SPECS:
+        result = run_cli("check", str(write_spec(tmp_path, text, name=f"{case}.yaml")))
+        assert not any(w in result.stderr for w in PYDANTIC_WORDS), (case, result.stderr)
+
+
+def test_every_pattern_of_a_model_has_its_words() -> None:
+    """A pattern added to a model without words would print the regular expression's failure."""
+    from prefect_init.spec.load import _PATTERNS
+    from prefect_init.spec.registry import KINDS, kind_module
+
+    found: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("pattern"), str):
+                found.add(node["pattern"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    for kind in KINDS:
+        walk(kind_module(kind).Step.model_json_schema(mode="validation"))
+    assert found and found <= set(_PATTERNS), found - set(_PATTERNS)

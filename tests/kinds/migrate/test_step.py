@@ -215,8 +215,8 @@ def test_lock_wait_is_bounded_by_the_deadline(tmp_path: Path, pg: Any) -> None:
     ({"database": "x"}, "give exactly one of dir (SQL files) or command"),
     ({"database": "x", "dir": "m", "command": ["a"], "version": "1"}, "give exactly one of dir"),
     ({"database": "x", "command": ["alembic", "upgrade", "head"]}, "command needs version:"),
-    ({"database": "x", "dir": "m", "table": "bad-name"}, "steps[0].migrate.table: String should match"),
-    ({"database": "x", "dir": "m", "target": "v5"}, "steps[0].migrate.target: String should match"),
+    ({"database": "x", "dir": "m", "table": "bad-name"}, "steps[0].migrate.table: expected an SQL name"),
+    ({"database": "x", "dir": "m", "target": "v5"}, "steps[0].migrate.target: expected a version like 5"),
 ])
 def test_bad_migrate_specs(tmp_path: Path, migrate: dict[str, Any], message: str) -> None:
     result = run_cli("check", str(_spec(tmp_path, migrate)))
