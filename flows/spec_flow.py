@@ -19,7 +19,7 @@ import yaml
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.settings import get_current_settings
-from prefect.states import Failed
+from prefect.states import Completed, Failed
 
 from prefect_init.errors import SpecError, SpecProblem
 from prefect_init.prefect_adapter.mirror import CLOSE_BUDGET
@@ -89,7 +89,8 @@ def run_spec(spec_path: str | None = None, only: list[str] | None = None, status
     directory for ``spec_text``).
 
     Every step is a task run named after the step; a markdown artifact ``prefect-init-<name>`` tables the
-    outcome; the flow run fails when a step fails.
+    outcome; the flow run fails when a required step fails (or is skipped). A step with ``optional: true`` that
+    fails leaves its task run Failed and the flow run Completed, with a message naming it.
     """
     install_logging_filter()
     install_sigterm(CANCEL)
@@ -115,4 +116,6 @@ def run_spec(spec_path: str | None = None, only: list[str] | None = None, status
         logger.warning(warning)
     if outcome.status == FAILED:
         return Failed(message=outcome.reason())
+    if outcome.optional_failures():  # Completed, and the message says which optional steps failed
+        return Completed(message=outcome.completed_message(), data=outcome.to_dict())
     return outcome.to_dict()

@@ -115,8 +115,9 @@ def check(
                 what = step.describe()
             except (AttributeError, TypeError, KeyError):  # a stand-in (--unset-ok): its kind's part as written
                 what = f"{step.kind}: (values from variables not set here)"
+            optional = "; optional" if step.optional else ""
             out.append(f"  {name:<{width}}  {what}  [{after}; timeout {policy.timeout:g}s, "
-                       f"retries {policy.retries}]")
+                       f"retries {policy.retries}{optional}]")
     if unset_ok:
         import os
 
@@ -156,8 +157,9 @@ def run(
     local: Annotated[bool, typer.Option("--local", help="Run locally even if a Prefect API is configured.")] = False,
 ) -> None:
     """Run SPEC: every step, at the same time where after: allows, each with its retries and timeout; mirrored
-    into Prefect as a flow run when the Prefect API answers. Exit 0 when every step succeeded, 1 when one failed
-    (or the run was stopped), 2 when the spec is wrong."""
+    into Prefect as a flow run when the Prefect API answers. Exit 0 when every required step succeeded (an
+    optional: true step may fail with a warning), 1 when one failed (or the run was stopped), 2 when the spec is
+    wrong."""
     loaded = _load(spec)
     names = {s.name for s in loaded.steps}
     unknown = [n for n in only or [] if n not in names]
@@ -184,8 +186,10 @@ def run(
             _err(f"prefect-init: {loaded.name}: flow run {observer.run_name}: "
                  f"{ui_url(url, f'runs/flow-run/{observer.flow_run_id}')}")
     ok, reason = _run(loaded, only, status_path, observer)
-    if not ok:  # one closing line; the full reason (a command's last output) is in the log above
-        _err(f"prefect-init: {loaded.name}: {one_line(reason or 'failed')}")
+    from prefect_init.run.outcome import ALL_SUCCEEDED
+
+    if not ok or reason != ALL_SUCCEEDED:  # one closing line (a failure, or optional steps that failed); the
+        _err(f"prefect-init: {loaded.name}: {one_line(reason or 'failed')}")  # full reason is in the log above
     raise typer.Exit(EXIT_OK if ok else EXIT_FAILED)
 
 

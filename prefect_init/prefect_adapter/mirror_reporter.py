@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prefect_init.prefect_adapter.observer import Observer
-from prefect_init.run.outcome import StepOutcome
+from prefect_init.run.outcome import FAILED, StepOutcome
 from prefect_init.run.reporter import PlainReporter
 from prefect_init.runtime.context import StepLogger
 from prefect_init.spec.model import Spec
@@ -65,7 +65,10 @@ class ObservingReporter:
         self.inner.step_finished(outcome)
         self.observer.task_finished(outcome)
         tries = f" after {outcome.attempts} attempts" if outcome.attempts > 1 else ""
-        text = f"step {outcome.name}: {outcome.status}{tries}" + (f": {outcome.error}" if outcome.error else "")
+        optional = " (optional; the run goes on)" if outcome.optional and outcome.status == FAILED else (
+            " (optional)" if outcome.optional else "")
+        text = f"step {outcome.name}: {outcome.status}{optional}{tries}" + (
+            f": {outcome.error}" if outcome.error else "")
         self.observer.log(None, "INFO" if outcome.status == "succeeded" else "WARN", text)
 
     def close(self) -> None:

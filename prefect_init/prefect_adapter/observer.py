@@ -234,6 +234,8 @@ class Observer:
                                    "duration_s": round(outcome.duration_s, 3)}
         if outcome.error:
             payload["error"] = redact(outcome.error)
+        if outcome.optional:
+            payload["optional"] = True
         self.event(f"prefect-init.step.{outcome.status}", f"prefect-init.step.{self.spec_name}.{outcome.name}",
                    outcome.name, payload)
 
@@ -296,25 +298,31 @@ class Observer:
 
     def finish(self, outcome: RunOutcome) -> None:
         """The final state of the flow run (when owned) first, as it matters most when time is short; then the
-        run's event, the summary artifact and the closing log line."""
+        run's event, the summary artifact and the closing log line. A run whose failed steps are all optional is
+        Completed, its message naming them (their task runs stay Failed)."""
         if self.owns_flow_run:
             if outcome.status == SUCCEEDED:
-                final = state("COMPLETED", "Completed", "All steps succeeded.")
+                final = state("COMPLETED", "Completed", outcome.completed_message())
             else:
                 final = state("FAILED", "Failed", outcome.reason())
             self._put("final state", "POST", f"/flow_runs/{self.flow_run_id}/set_state",
                       {"state": final, "force": True})
-        failed = outcome.first_failure()
+        failed = outcome.first_failure() if outcome.status == FAILED else None
         payload: dict[str, Any] = {"status": outcome.status, "steps": len(outcome.steps)}
         if failed is not None:
             payload.update(failed_step=failed.name, error=redact(outcome.reason()))
+        optional = [s.name for s in outcome.optional_failures()]
+        if optional:
+            payload["optional_failed"] = optional
         self.event(f"prefect-init.run.{outcome.status}", f"prefect-init.run.{self.spec_name}", self.run_name, payload)
         self._put("artifact", "POST", "/artifacts/", {
             "key": f"prefect-init-{self.spec_name}", "type": "markdown", "data": redact(outcome.markdown()),
             "description": f"prefect-init run of {self.spec_name}: {outcome.status}",
             "flow_run_id": self.flow_run_id})
         if self.owns_flow_run:
-            shown = "Completed()" if final["type"] == "COMPLETED" else f"Failed({final['message']!r})"
+            shown = f"Failed({final['message']!r})"
+            if final["type"] == "COMPLETED":  # as Prefect's engine shows a state: its message only when it has one
+                shown = f"Completed({final['message']!r})" if outcome.optional_failures() else "Completed()"
             self.log(None, "INFO" if final["type"] == "COMPLETED" else "ERROR", f"Finished in state {shown}")
 
     # -- the thread -------------------------------------------------------------------------------------------

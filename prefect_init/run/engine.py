@@ -143,7 +143,8 @@ def run_spec_with(spec: Spec, executor: Executor, reporter: Reporter, cancel: th
     """Schedule every step of ``spec`` on ``executor``; return the run's outcome (never raises for a step).
 
     A step starts once every step it needs has succeeded (or was filtered out by ``only``); a step whose need
-    failed or was skipped is never started and ends ``skipped``.
+    failed or was skipped is never started and ends ``skipped``, also when the need is optional. Each outcome
+    carries its step's ``optional``: the run's status counts only the required steps.
     """
     plan = build_plan(spec.steps)
     selected = set(only) if only else set(plan.order)
@@ -151,8 +152,13 @@ def run_spec_with(spec: Spec, executor: Executor, reporter: Reporter, cancel: th
     results: dict[str, StepOutcome] = {}
     for name in plan.order:
         if name not in selected:
-            results[name] = StepOutcome(name, spec.step(name).kind, NOT_RUN)
+            results[name] = StepOutcome(name, spec.step(name).kind, NOT_RUN, optional=spec.step(name).optional)
     running: dict[Future[StepOutcome], str] = {}
+
+    def finished(name: str, result: StepOutcome) -> None:
+        result.optional = spec.step(name).optional  # the reporter says an optional failure is a warning
+        results[name] = result
+        reporter.step_finished(result)
 
     def ready(name: str) -> bool:
         return all(results.get(dep) is not None and results[dep].status in (SUCCEEDED, NOT_RUN)
@@ -166,8 +172,7 @@ def run_spec_with(spec: Spec, executor: Executor, reporter: Reporter, cancel: th
                         try:
                             step = with_outputs(spec, name, results)
                         except StepFailed as exc:  # it reads an output its ancestor did not produce
-                            results[name] = StepOutcome(name, spec.step(name).kind, FAILED, error=redact(str(exc)))
-                            reporter.step_finished(results[name])
+                            finished(name, StepOutcome(name, spec.step(name).kind, FAILED, error=redact(str(exc))))
                             continue
                         reporter.step_started(name)
                         # a copy of this context per step: Prefect's flow-run context lives in contextvars
@@ -185,13 +190,11 @@ def run_spec_with(spec: Spec, executor: Executor, reporter: Reporter, cancel: th
                     result = future.result()
                 except Exception as exc:  # an executor bug must not lose the status file
                     result = StepOutcome(name, step.kind, FAILED, error=redact(f"internal error: {exc!r}"))
-                results[name] = result
-                reporter.step_finished(result)
+                finished(name, result)
     for name in plan.order:
         if name not in results:
             why = "run stopped by SIGTERM before it started" if cancel.is_set() else "a step it needs failed"
-            results[name] = StepOutcome(name, spec.step(name).kind, SKIPPED, error=why)
-            reporter.step_finished(results[name])
+            finished(name, StepOutcome(name, spec.step(name).kind, SKIPPED, error=why))
     outcome.steps = [results[name] for name in plan.order]
     outcome.interrupted = cancel.is_set()
     outcome.finished_at = now_iso()

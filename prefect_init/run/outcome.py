@@ -13,6 +13,9 @@ from prefect_init.runtime.atomic import make_parent, write_atomic, write_error
 from prefect_init.runtime.redaction import redact
 
 SUCCEEDED, FAILED, SKIPPED, NOT_RUN = "succeeded", "failed", "skipped", "not_run"
+ALL_SUCCEEDED = "all steps succeeded"
+"""The reason of a run in which every step succeeded; any other reason is worth a line, even on success."""
+ALL_REQUIRED_SUCCEEDED = "all required steps succeeded"
 
 
 def now_iso() -> str:
@@ -36,9 +39,15 @@ class StepOutcome:
     duration_s: float = 0.0
     error: str | None = None
     outputs: dict[str, str] = field(default_factory=dict)
+    optional: bool = False
+    """The step's ``optional: true``: its failure does not fail the run."""
 
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)
+        del data["optional"]
+        if self.optional:  # only when true, right after the status it qualifies
+            rest = {key: value for key, value in data.items() if key not in ("name", "kind", "status")}
+            data = {"name": self.name, "kind": self.kind, "status": self.status, "optional": True, **rest}
         data["duration_s"] = round(self.duration_s, 3)
         if self.error is None:
             del data["error"]
@@ -64,20 +73,46 @@ class RunOutcome:
 
     @property
     def status(self) -> str:
-        ok = not self.interrupted and all(s.status in (SUCCEEDED, NOT_RUN) for s in self.steps)
+        """``succeeded`` when every required step succeeded (or was left out by ``--only``) and the run was not
+        stopped; an optional step may have failed or been skipped."""
+        ok = not self.interrupted and all(s.status in (SUCCEEDED, NOT_RUN) for s in self.steps if not s.optional)
         return SUCCEEDED if ok else FAILED
 
+    def optional_failures(self) -> list[StepOutcome]:
+        """The optional steps that failed: warnings of a run that may still have succeeded."""
+        return [s for s in self.steps if s.optional and s.status == FAILED]
+
     def first_failure(self) -> StepOutcome | None:
-        return next((s for s in self.steps if s.status == FAILED), None)
+        """The step to blame: the first required step that failed, else the first optional one that failed (which
+        fails a run that was not stopped only when a required step needs it, and so was skipped)."""
+        required = next((s for s in self.steps if s.status == FAILED and not s.optional), None)
+        if required is not None or self.interrupted:
+            return required
+        return next(iter(self.optional_failures()), None)
 
     def reason(self) -> str:
-        """One short line: why the run failed (for the termination log and the CLI's last line)."""
+        """One short line: why the run failed, or that optional steps failed in a run that succeeded (for the
+        termination log, the CLI's last line and the flow run's final state)."""
         failed = self.first_failure()
-        if failed is not None:
+        if failed is not None and not failed.optional:
             return redact(f"step {failed.name} ({failed.kind}) failed: {failed.error}")
         if self.interrupted:
             return "run stopped by SIGTERM"
-        return "all steps succeeded"
+        skipped = next((s for s in self.steps if s.status == SKIPPED and not s.optional), None)
+        if skipped is not None:  # a required step needs an optional one that failed
+            text = f"step {skipped.name} ({skipped.kind}) skipped: {skipped.error}"
+            if failed is not None:
+                text += f"; optional step {failed.name} ({failed.kind}) failed: {failed.error}"
+            return redact(text)
+        if failed is not None:
+            names = ", ".join(s.name for s in self.optional_failures())
+            return f"{ALL_REQUIRED_SUCCEEDED}; optional steps failed: {names}"
+        return ALL_SUCCEEDED
+
+    def completed_message(self) -> str:
+        """The message of a succeeded run's Completed state in Prefect."""
+        reason = self.reason()
+        return "All steps succeeded." if reason == ALL_SUCCEEDED else reason[:1].upper() + reason[1:] + "."
 
     def to_dict(self) -> dict[str, object]:
         data: dict[str, object] = {"name": self.name, "status": self.status}
@@ -91,14 +126,19 @@ class RunOutcome:
 
     def markdown(self) -> str:
         """A markdown table of the steps, for a Prefect artifact."""
-        rows = [f"# prefect-init: {self.name} - {self.status}", ""]
+        title = f"# prefect-init: {self.name} - {self.status}"
+        optional = ", ".join(s.name for s in self.optional_failures())
+        if optional and self.status == SUCCEEDED:
+            title += f" (optional steps failed: {optional})"
+        rows = [title, ""]
         if self.identity:
             rows += [", ".join(f"{key} `{value}`" for key, value in self.identity.items()), ""]
         rows += [
                 "| step | kind | status | attempts | duration | error |", "|---|---|---|---|---|---|"]
         for s in self.steps:
             error = redact(s.error or "").replace("|", "\\|").replace("\n", " ")
-            rows.append(f"| {s.name} | {s.kind} | {s.status} | {s.attempts} | {s.duration_s:.2f}s | {error} |")
+            name = f"{s.name} (optional)" if s.optional else s.name
+            rows.append(f"| {name} | {s.kind} | {s.status} | {s.attempts} | {s.duration_s:.2f}s | {error} |")
         produced = [s for s in self.steps if s.outputs]
         if produced:
             rows += ["", "| step | output | value |", "|---|---|---|"]
@@ -142,7 +182,8 @@ def write_termination_log(outcome: RunOutcome) -> None:
 
 
 def publish(outcome: RunOutcome, status_path: Path | None) -> list[str]:
-    """Write what the main container and Kubernetes read: the status file, and the reason of a failure.
+    """Write what the main container and Kubernetes read: the status file, and the reason of a failure (or of
+    the optional steps that failed in a run that succeeded).
 
     Best effort: the run's outcome is the steps', so a file that cannot be written (a full or read-only volume)
     is a warning line in the returned list, never an exception or another exit code."""
@@ -152,7 +193,7 @@ def publish(outcome: RunOutcome, status_path: Path | None) -> list[str]:
             write_status_file(status_path, outcome)
         except StepError as exc:
             warnings.append(f"warning: the status file was not written: {exc}")
-    if outcome.status != SUCCEEDED:
+    if outcome.status != SUCCEEDED or outcome.optional_failures():  # `kubectl describe pod` shows the warning
         try:
             write_termination_log(outcome)
         except StepError as exc:

@@ -45,9 +45,20 @@ def _finished_text(outcome: StepOutcome) -> str:
     if outcome.status == SUCCEEDED:
         tries = f" ({outcome.attempts} attempts)" if outcome.attempts > 1 else ""
         return f"succeeded in {outcome.duration_s:.2f}s{tries}"
+    if outcome.status == FAILED and outcome.optional:
+        return (f"failed (optional; the run goes on) after {outcome.attempts} attempts, {outcome.duration_s:.2f}s: "
+                f"{outcome.error}")
     if outcome.status == FAILED:
         return f"failed after {outcome.attempts} attempts, {outcome.duration_s:.2f}s: {outcome.error}"
-    return f"{outcome.status}" + (f": {outcome.error}" if outcome.error else "")
+    return f"{outcome.status}" + (" (optional)" if outcome.optional else "") + (
+        f": {outcome.error}" if outcome.error else "")
+
+
+def _level(outcome: StepOutcome) -> str:
+    """INFO for a success; ERROR for a failure, but a WARN for an optional step's (the run goes on); WARN else."""
+    if outcome.status == SUCCEEDED:
+        return "INFO"
+    return "ERROR" if outcome.status == FAILED and not outcome.optional else "WARN"
 
 
 class PlainReporter:
@@ -78,8 +89,7 @@ class PlainReporter:
         self.emit("WARN", name, f"retrying in {format_duration(round(delay, 2))}")
 
     def step_finished(self, outcome: StepOutcome) -> None:
-        level = "INFO" if outcome.status == SUCCEEDED else ("ERROR" if outcome.status == FAILED else "WARN")
-        self.emit(level, outcome.name, _finished_text(outcome))
+        self.emit(_level(outcome), outcome.name, _finished_text(outcome))
 
     def close(self) -> None:
         pass
@@ -114,6 +124,8 @@ class LiveReporter(PlainReporter):
                 table.add_row(Spinner("dots"), name, f"[cyan]{elapsed:.1f}s{attempt}")
             else:
                 mark = {"succeeded": "[green]✔", "failed": "[red]✘", "waiting": "[dim]·"}.get(status, "[yellow]-")
+                if s.get("optional") and status == "failed":
+                    mark = "[yellow]✘"
                 table.add_row(mark, name, f"[dim]{s.get('text', status)}")
         return table
 
@@ -130,9 +142,10 @@ class LiveReporter(PlainReporter):
         super().step_retrying(name, attempt, delay, error)
 
     def step_finished(self, outcome: StepOutcome) -> None:
-        self.state[outcome.name].update(status=outcome.status, text=redact(_finished_text(outcome)))
+        self.state[outcome.name].update(status=outcome.status, optional=outcome.optional,
+                                        text=redact(_finished_text(outcome)))
         if outcome.status == FAILED:
-            self.emit("ERROR", outcome.name, _finished_text(outcome))
+            self.emit(_level(outcome), outcome.name, _finished_text(outcome))
 
     def close(self) -> None:
         self.live.stop()

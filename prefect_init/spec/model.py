@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from prefect_init.spec.durations import Duration
 
@@ -101,6 +101,9 @@ class StepBase(StrictModel):
     retries: int | None = Field(default=None, ge=0, le=100)
     retry_delay: Duration | None = None
     max_retry_delay: Duration | None = None
+    optional: StrictBool = False
+    """``optional: true``: the step's failure (after its retries) is a warning, not the run's; steps that need it are
+    still skipped. A boolean only (``"yes"`` or ``1`` is refused, not read as true)."""
 
     def describe(self) -> str:
         """One short line for `prefect-init check` and logs (never a secret value)."""

@@ -113,7 +113,7 @@ def test_version_and_help_in_words() -> None:
     assert "--timeout DURATION" in run_cli("trigger", "--help").stdout
     assert "default: wait as long as the run takes" in run_cli("trigger", "--help").stdout
     assert "--status-file PATH" in run_cli("run", "--help").stdout
-    assert "Exit 0 when every step succeeded, 1 when one failed" in run_cli("run", "--help").stdout
+    assert "Exit 0 when every required step succeeded" in run_cli("run", "--help").stdout
 
 
 def test_check_where_the_variables_are_not_set(tmp_path: Path) -> None:
