@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 from prefect import flow, get_run_logger
+from prefect.context import FlowRunContext
 from prefect.runtime import flow_run
 from prefect.settings import get_current_settings
 from prefect.states import Completed, Failed
@@ -26,6 +27,7 @@ from prefect_init.prefect_adapter.mirror import CLOSE_BUDGET
 from prefect_init.prefect_adapter.mirror_reporter import ObservingReporter
 from prefect_init.prefect_adapter.observer import Observer
 from prefect_init.prefect_adapter.rest import PrefectRest
+from prefect_init.prefect_adapter.trigger import deployment_run_name
 from prefect_init.run.engine import LocalExecutor, install_sigterm, run_spec_with
 from prefect_init.run.identity import Identity
 from prefect_init.run.outcome import FAILED, publish
@@ -43,16 +45,22 @@ SPEC_TEXT_FILE = "<deployment spec_text>"
 
 
 def _flow_run_name() -> str:
-    """The spec's ``name`` (read cheaply; the flow validates the spec properly)."""
+    """``<spec name>/<the run's own name>`` for a run of a deployment (``myapp/cobalt-squirrel``: two runs told
+    apart, and a name given by ``trigger``, already ``myapp/...``, kept as it is); outside a deployment the
+    spec's name, with the pod's (:meth:`Identity.run_name`). The spec is read cheaply; the flow validates it."""
     try:
         text = flow_run.parameters.get("spec_text")
         if text is None:
             with open(flow_run.parameters["spec_path"], encoding="utf-8") as handle:
                 text = handle.read()
-        name = yaml.safe_load(text).get("name")
-        return Identity.from_env().run_name(str(name)) if name else "prefect-init"
+        name = str(yaml.safe_load(text).get("name") or "prefect-init")
     except Exception:
-        return "prefect-init"
+        name = "prefect-init"
+    context = FlowRunContext.get()  # the run as the engine read it: no call to the API
+    run = context.flow_run if context is not None else None
+    if run is not None and run.deployment_id is not None:
+        return deployment_run_name(name, run.name)
+    return Identity.from_env().run_name(name)
 
 
 def _load(spec_path: str | None, spec_text: str | None, base_dir: str | None) -> Spec:

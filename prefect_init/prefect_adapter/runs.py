@@ -15,12 +15,13 @@ from prefect_init.prefect_adapter.rest import auth_headers
 
 FLOW_NAME = "prefect-init"
 FAILED_TYPES = ["FAILED", "CRASHED"]
-COLUMNS = ("SPEC", "POD", "STATE", "FAILED STEP", "STARTED", "DURATION", "URL")
+COLUMNS = ("RUN", "POD", "STATE", "FAILED STEP", "STARTED", "DURATION", "URL")
 
 
 @dataclass
 class Row:
-    spec: str
+    run: str
+    """The flow run's name: ``<spec name>/<pod>`` from a pod, ``<spec name>/<slug>`` from a deployment."""
     pod: str
     state: str
     failed_step: str
@@ -29,7 +30,7 @@ class Row:
     url: str
 
     def cells(self) -> tuple[str, ...]:
-        return (self.spec, self.pod, self.state, self.failed_step, self.started, self.duration, self.url)
+        return (self.run, self.pod, self.state, self.failed_step, self.started, self.duration, self.url)
 
 
 def spec_tag(target: str) -> str:
@@ -89,7 +90,7 @@ def list_runs(tag: str | None, failed: bool, limit: int, scheduled: bool = False
     for run in runs:
         tags = run.get("tags") or []
         seconds = run.get("total_run_time") or 0.0
-        rows.append(Row(spec=_tag_value(tags, "spec") or run["name"].split("/")[0],
+        rows.append(Row(run=run["name"],
                         pod=_tag_value(tags, "pod") or "-",
                         state=(run.get("state") or {}).get("name") or run.get("state_type") or "-",
                         failed_step=first_failed.get(run["id"], "-"), started=_when(run.get("start_time")),

@@ -37,6 +37,25 @@ def deployment_name(target: str) -> str:
     return f"{FLOW_NAME}/{target}"
 
 
+def deployment_run_name(spec_name: str, run_name: str | None) -> str:
+    """The name a run of a deployment keeps: ``<spec name>/<its own name>`` (``myapp/cobalt-squirrel``), so two
+    runs are told apart in the UI, in ``runs`` and in the logs; a name already of that form (``trigger``'s) is
+    kept as it is."""
+    if not run_name:
+        return spec_name
+    return run_name if run_name.startswith(f"{spec_name}/") else f"{spec_name}/{run_name}"
+
+
+def _spec_name(parameters: dict[str, Any], fallback: str) -> str:
+    """The ``name`` of a deployment's spec (what the flow names its runs after), read cheaply."""
+    import yaml
+
+    try:
+        return str(yaml.safe_load(parameters["spec_text"]).get("name") or fallback)
+    except Exception:
+        return fallback
+
+
 def failed_steps(prefect: SyncPrefectClient, flow_run_id: UUID) -> list[str]:
     """``step NAME failed after N attempts: ERROR`` for each failed task run of the flow run."""
     from prefect.client.schemas.filters import (
@@ -74,8 +93,12 @@ def trigger(target: str, env: dict[str, str], tags: list[str], timeout: float | 
         except ObjectNotFound:
             raise CommandError(f"no deployment {name!r} (create it with `prefect-init deploy SPEC --pool POOL`)",
                                2) from None
+        from prefect.utilities.names import generate_slug
+
+        # the run's name from the start, the one the flow keeps (deployment_run_name): printed here, found later
+        run_name = deployment_run_name(_spec_name(deployment.parameters or {}, deployment.name), generate_slug(2))
         run = prefect.create_flow_run_from_deployment(
-            deployment.id, tags=tags or None, job_variables={"env": env} if env else None)
+            deployment.id, name=run_name, tags=tags or None, job_variables={"env": env} if env else None)
         say(f"{name}: flow run {run.name} {ui_url(f'runs/flow-run/{run.id}')}")
         if not wait:
             return 0

@@ -134,13 +134,13 @@ def test_runs_lists_the_failed_ones(prefect_server: PrefectServer, tmp_path: Pat
     every = run_cli("runs", name, env=env)
     assert every.code == 0, every.output
     header, *rows = every.stdout.splitlines()
-    assert header.split() == ["SPEC", "POD", "STATE", "FAILED", "STEP", "STARTED", "DURATION", "URL"]
+    assert header.split() == ["RUN", "POD", "STATE", "FAILED", "STEP", "STARTED", "DURATION", "URL"]
     assert sorted(r.split()[1] for r in rows) == ["pod-1", "pod-2", "pod-3", "pod-4"]
     failed = run_cli("runs", name, "--failed", env=env)
     assert failed.code == 0, failed.output
     rows = failed.stdout.splitlines()[1:]
     assert sorted(r.split()[1] for r in rows) == ["pod-2", "pod-4"]
-    assert all(r.split()[:4] == [name, r.split()[1], "Failed", "finish"] for r in rows)
+    assert all(r.split()[:4] == [f"{name}/{r.split()[1]}", r.split()[1], "Failed", "finish"] for r in rows)
     assert all("/runs/flow-run/" in r for r in rows)
     by_tag = run_cli("runs", "--tag", "pod:pod-3", env=env)
     assert [r.split()[1] for r in by_tag.stdout.splitlines()[1:]] == ["pod-3"]

@@ -64,13 +64,40 @@ def test_deploy_then_trigger_completes(process_pool: ProcessPool, tmp_path: Path
     assert lines[-1].endswith("COMPLETED")
     assert (tmp_path / "out" / "greeting").read_text() == "hello ci\n"  # --env reached this run's process
     run, = flow_runs(process_pool, "trigger-ok", "release-1")
-    assert run["state_type"] == "COMPLETED" and run["name"] == "trigger-ok"
+    assert run["state_type"] == "COMPLETED"
+    assert lines[0].split()[3] == run["name"] and run["name"].startswith("trigger-ok/")  # printed, and kept
     assert run["parameters"]["spec_text"] == spec.read_text()
     tasks = settled_task_runs(process_pool.server.api_url, [run["id"]], 2)
     assert sorted(t["name"] for t in tasks) == ["greet", "prepare"]
     artifacts = process_pool.server.post("/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}})
     assert [a["key"] for a in artifacts] == ["prefect-init-trigger-ok"]
     assert "| greet | command | succeeded |" in artifacts[0]["data"]
+
+
+def test_every_run_of_a_deployment_has_a_name_of_its_own(process_pool: ProcessPool, tmp_path: Path) -> None:
+    """Two triggered runs and one a schedule would make (created with no name, as Prefect's scheduler does): three
+    names, each ``<spec name>/<slug>``; a triggered run keeps the name ``trigger`` printed; ``runs`` tells them
+    apart."""
+    spec = deploy(process_pool, tmp_path, OK, "run-names")
+    printed = []
+    for who in ("first", "second"):
+        result = run_cli("trigger", "run-names", "--env", f"WHO={who}", env=process_pool.env(), timeout=180)
+        assert result.code == 0, result.output + process_pool.log.read_text()[-3000:]
+        printed.append(result.stdout.splitlines()[0].split()[3])
+    deployment = process_pool.server.get("/deployments/name/prefect-init/run-names")
+    scheduled: Any = process_pool.server.post(f"/deployments/{deployment['id']}/create_flow_run", {})
+    deadline = time.monotonic() + 120
+    while process_pool.server.get(f"/flow_runs/{scheduled['id']}")["state_type"] not in ("COMPLETED", "FAILED"):
+        assert time.monotonic() < deadline, process_pool.log.read_text()[-3000:]
+        time.sleep(0.2)
+    names = {run["id"]: run["name"] for run in flow_runs(process_pool, "run-names")}
+    assert len(names) == 3 and len(set(names.values())) == 3, names
+    assert all(re.fullmatch(r"run-names/[a-z]+-[a-z]+", name) for name in names.values()), names
+    assert sorted(printed) == sorted(n for i, n in names.items() if i != scheduled["id"])
+    assert names[scheduled["id"]] == f"run-names/{scheduled['name']}"  # the scheduler's slug, after the spec
+    listed = run_cli("runs", str(spec), env=process_pool.env())
+    assert listed.code == 0, listed.output
+    assert all(name in listed.stdout for name in names.values()), listed.stdout
 
 
 def test_a_deployment_made_before_the_layers_moved_still_runs(process_pool: ProcessPool, tmp_path: Path) -> None:
@@ -166,8 +193,9 @@ def test_prefect_run_target_waits_for_the_tagged_release_run(process_pool: Proce
     bad_waiter = write_spec(tmp_path, waiter.read_text().replace("release-ok", "release-bad"), "bad-waiter.yaml")
     result = run_cli("run", "--local", str(bad_waiter), env=env)
     assert result.code == 1
-    assert ("prefect_run prefect-init/release-bad tagged release-1.4.2: newest run release-bad is FAILED: step "
-            "migrate-db failed: sh -c") in result.stderr
+    assert re.search(r"prefect_run prefect-init/release-bad tagged release-1\.4\.2: newest run "
+                     r"release-bad/[a-z]+-[a-z]+ is FAILED: step migrate-db failed: sh -c",
+                     result.stderr), result.stderr
     assert "import prefect" not in result.stderr
     unknown = write_spec(tmp_path, waiter.read_text().replace("release-ok", "never-deployed"), "unknown.yaml")
     assert "no deployment prefect-init/never-deployed" in run_cli("run", "--local", str(unknown), env=env).stderr
