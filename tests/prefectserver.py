@@ -20,7 +20,11 @@ class ServerProcess:
     """The server's whole process group: started, stopped, killed, paused (SIGSTOP: a black hole that accepts
     connections and never answers) and resumed by the tests that need an API to go away."""
 
-    def __init__(self, home: Path, database_url: str | None = None, **settings: str) -> None:
+    def __init__(self, home: Path, database_url: str | None = None, prefect: Path | str | None = None,
+                 **settings: str) -> None:
+        """``prefect``: the executable that starts the server (another venv's, for an older server); by default
+        the one beside this interpreter."""
+        self.prefect = Path(prefect) if prefect else Path(sys.executable).with_name("prefect")
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -35,10 +39,9 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, wait: float = 120) -> str:
-        prefect = Path(sys.executable).with_name("prefect")
         with self.log.open("a") as log:
             self.proc = subprocess.Popen(
-                [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+                [str(self.prefect), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + wait
         while True:
