@@ -18,7 +18,7 @@ import yaml
 from prefect_init import __version__
 from prefect_init.prefect_adapter.workpool import render_work_pool
 from prefect_init.render import RenderOptions, render, to_yaml
-from prefect_init.render.automation import init_failed
+from prefect_init.render.automation import init_failed, zombie_runs
 from prefect_init.render.dockerfile import dockerfile, dockerignore
 from prefect_init.render.files import read_files
 from prefect_init.render.workloads import service_account
@@ -83,6 +83,7 @@ def files(example: Path = EXAMPLE) -> dict[str, str]:
         "k8s/cronjob.yaml": HEADER + render("cronjob", spec, cron),
         "k8s/serviceaccount.yaml": HEADER + to_yaml(service_account(spec, base)),
         "automations/init-failed.json": json.dumps(init_failed(spec.name), indent=2) + "\n",
+        "automations/zombie-runs.json": json.dumps(zombie_runs(), indent=2) + "\n",
     }
 
 

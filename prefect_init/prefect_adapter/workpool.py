@@ -5,6 +5,9 @@ It is prefect-kubernetes' own default template (so the worker's variables, ``--i
 
 - the pod and container ``securityContext`` of every other rendered pod (uid 10001, read-only root, ...);
 - ``PREFECT_API_KEY`` from the Secret ``prefect-api-key`` (``secretKeyRef``, optional): never a literal;
+- ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY=180``: the heartbeats ``deployments/automations/zombie-runs.json`` counts on,
+  pinned (Prefect's default today); a deployment's ``--env`` or the worker's own setting of it wins (the worker
+  drops a template entry whose name it sets itself);
 - an emptyDir on ``medium: Memory`` at ``/secrets`` and one at ``/tmp`` (the root filesystem is read-only);
 - ``command: [/usr/bin/env]``: the image's entrypoint is ``prefect-init``, and the worker passes
   ``prefect flow-run execute`` as the container's ``args``;
@@ -20,6 +23,7 @@ import copy
 import json
 from typing import Any
 
+from prefect_init.render.automation import HEARTBEAT_SECONDS
 from prefect_init.render.env import API_KEY_SECRET
 from prefect_init.render.options import RenderOptions
 from prefect_init.render.pod import SECRETS_DIR, container_security_context, pod_security_context
@@ -40,7 +44,8 @@ def base_job_template(options: RenderOptions) -> dict[str, Any]:
     container["command"] = ["/usr/bin/env"]
     # a list (not "{{ env }}"): the worker puts the job variables' env in front of it
     container["env"] = [{"name": "PREFECT_API_KEY",
-                         "valueFrom": {"secretKeyRef": {**API_KEY_SECRET, "optional": True}}}]
+                         "valueFrom": {"secretKeyRef": {**API_KEY_SECRET, "optional": True}}},
+                        {"name": "PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "value": str(HEARTBEAT_SECONDS)}]
     container["securityContext"] = container_security_context()
     container["volumeMounts"] = [{"name": "secrets", "mountPath": SECRETS_DIR}, {"name": "tmp", "mountPath": "/tmp"}]
     variables = template["variables"]["properties"]

@@ -60,3 +60,21 @@ def test_rendered_job_is_valid_and_hardened() -> None:
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["secrets"]["emptyDir"] == {"medium": "Memory"}
     assert {m["mountPath"] for m in container["volumeMounts"]} == {"/secrets", "/tmp"}
+
+
+def test_runs_heartbeat_at_the_frequency_the_zombie_automation_counts_on() -> None:
+    """The template pins PREFECT_FLOWS_HEARTBEAT_FREQUENCY (deployments/automations/zombie-runs.json waits three of
+    them); a deployment's or a run's env sets another, and then the run's container has that one only."""
+    from prefect_init.prefect_adapter.workpool import base_job_template
+    from prefect_init.render.automation import ZOMBIE_WITHIN, zombie_runs
+    from prefect_init.render.options import RenderOptions
+
+    template = base_job_template(RenderOptions(image="registry.example.com/prefect-init:0.1.0"))
+
+    def heartbeat(**values: Any) -> list[str]:
+        container = job_for_a_flow_run(template, **values)["spec"]["template"]["spec"]["containers"][0]
+        return [e["value"] for e in container["env"] if e["name"] == "PREFECT_FLOWS_HEARTBEAT_FREQUENCY"]
+
+    assert heartbeat() == ["180"]
+    assert zombie_runs()["trigger"]["within"] == ZOMBIE_WITHIN == 3 * 180
+    assert heartbeat(env={"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "60", "APP_VERSION": "1.4.2"}) == ["60"]
