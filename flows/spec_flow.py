@@ -23,7 +23,7 @@ from prefect.settings import get_current_settings
 from prefect.states import Completed, Failed
 
 from prefect_init.errors import SpecError, SpecProblem
-from prefect_init.prefect_adapter.mirror import CLOSE_BUDGET
+from prefect_init.prefect_adapter.mirror import CLOSE_BUDGET, api_log_level
 from prefect_init.prefect_adapter.mirror_reporter import ObservingReporter
 from prefect_init.prefect_adapter.observer import Observer
 from prefect_init.prefect_adapter.rest import PrefectRest
@@ -82,8 +82,11 @@ def _observer(spec: Spec) -> Observer:
 
         token = base64.b64encode(settings.api.auth_string.get_secret_value().encode()).decode()
         headers["Authorization"] = f"Basic {token}"
+    level, warning = api_log_level()
+    if warning:
+        get_run_logger().warning(warning)
     return Observer(PrefectRest(str(settings.api.url), headers), spec.name, build_plan(spec.steps).needs,
-                    flow_run_id=str(flow_run.id), identity=Identity.from_env())
+                    flow_run_id=str(flow_run.id), identity=Identity.from_env(), log_level=level)
 
 
 @flow(name="prefect-init", flow_run_name=_flow_run_name, persist_result=False, log_prints=False,

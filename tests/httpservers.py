@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import httpx
 
 Answer = tuple[int, bytes, dict[str, str | None]]
 
@@ -210,3 +214,94 @@ def at(delay: float, action: Callable[[], object]) -> threading.Timer:
     timer.daemon = True
     timer.start()
     return timer
+
+
+CLOUD_MAX_BODY = 5 * 1024 * 1024
+"""Prefect Cloud's limit on a request body (5 MiB): above it, 413; a POST, PUT or PATCH without Content-Length,
+411 (its rate-limit page)."""
+
+
+@dataclass
+class Forwarded:
+    method: str
+    path: str
+    status: int
+    body_bytes: int
+    items: int
+    """The entries of a list body (log lines, events): what a Cloud tier counts one by one."""
+
+
+class CloudProxy:
+    """A proxy on 127.0.0.1 in front of a real Prefect server that keeps Prefect Cloud's manners (411 without
+    Content-Length, 413 above 5 MiB), answers ``refuse(method, path)`` (a status) instead of forwarding when that
+    says so, waits ``pause(method, path)`` seconds before forwarding, and records every call: what a pod sends,
+    counted as Cloud counts it."""
+
+    def __init__(self, upstream: str, refuse: Callable[[str, str], int | None] = lambda method, path: None,
+                 pause: Callable[[str, str], float] = lambda method, path: 0.0) -> None:
+        self.calls: list[Forwarded] = []
+        self.upstream = httpx.Client(base_url=upstream.rstrip("/").removesuffix("/api"), timeout=30)
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _answer(self) -> None:
+                length = self.headers.get("Content-Length")
+                body = self.rfile.read(int(length)) if length else b""
+                status, answer, kind = 0, b"", "application/json"
+                if length is None and self.command in ("POST", "PUT", "PATCH"):
+                    status = 411
+                elif len(body) > CLOUD_MAX_BODY:
+                    status = 413
+                else:
+                    status = refuse(self.command, self.path.split("?")[0]) or 0
+                    if status:
+                        answer = b'{"detail": "refused by the test proxy"}'
+                if not status:
+                    time.sleep(pause(self.command, self.path.split("?")[0]))  # a busy server: batches grow
+                    headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "authorization")}
+                    reply = proxy.upstream.request(self.command, self.path, content=body, headers=headers)
+                    status, answer = reply.status_code, reply.content
+                    kind = reply.headers.get("content-type", kind)
+                items = 0
+                if body.startswith(b"["):
+                    with suppress(ValueError):
+                        items = len(json.loads(body))
+                proxy.calls.append(Forwarded(self.command, self.path.split("?")[0], status, len(body), items))
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                with suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(answer)
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _answer
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/api"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def counts(self) -> dict[str, int]:
+        """What Cloud's two buckets would count of the calls made so far: API requests (every call but the
+        writes of logs and events) and logs + events (each line and event singly)."""
+        bulk = [c for c in self.calls if c.method == "POST" and c.path.endswith(("/logs/", "/events"))]
+        return {"requests": len(self.calls) - len(bulk), "log lines": sum(c.items for c in bulk
+                                                                          if c.path.endswith("/logs/")),
+                "events": sum(c.items for c in bulk if c.path.endswith("/events")), "calls": len(self.calls)}
+
+
+@contextmanager
+def cloud_proxy(upstream: str, refuse: Callable[[str, str], int | None] = lambda method, path: None,
+                pause: Callable[[str, str], float] = lambda method, path: 0.0) -> Iterator[CloudProxy]:
+    proxy = CloudProxy(upstream, refuse, pause)
+    try:
+        yield proxy
+    finally:
+        proxy.httpd.shutdown()
+        proxy.httpd.server_close()
+        proxy.upstream.close()

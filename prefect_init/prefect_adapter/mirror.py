@@ -41,15 +41,36 @@ def heartbeat_seconds() -> tuple[float, str | None]:
     return HEARTBEAT_DEFAULT, None
 
 
+LOG_LEVEL_SETTING = "PREFECT_INIT_API_LOG_LEVEL"
+LOG_LEVELS = {"DEBUG": 0, "INFO": 20, "WARNING": 30, "WARN": 30, "ERROR": 40, "OFF": 100}
+
+
+def api_log_level() -> tuple[int, str | None]:
+    """The lowest level of a log line sent to Prefect (``PREFECT_INIT_API_LOG_LEVEL``: DEBUG, the default, sends
+    every line; INFO, WARNING, ERROR; OFF sends none, the states and events still go), and a warning when the
+    setting is not one of those (a broken setting must not stop a pod: every line is sent). A Prefect Cloud tier
+    counts every log line; the pod's stderr keeps them all whatever the level."""
+    raw = os.environ.get(LOG_LEVEL_SETTING, "").strip()
+    if not raw:
+        return 0, None
+    if raw.upper() in LOG_LEVELS:
+        return LOG_LEVELS[raw.upper()], None
+    return 0, (f"warning: {LOG_LEVEL_SETTING}={raw!r} is not DEBUG, INFO, WARNING, ERROR or OFF; every log line "
+               "goes to Prefect")
+
+
 def start_observer(spec: Spec, url: str, only: list[str] | None, status_path: Path | None,
                    warn: Callable[[str], None]) -> tuple[Observer | None, str]:
     """An observer whose flow run exists, or (None, why not) when the API refuses or does not answer writes."""
     rest = PrefectRest(url, auth_headers())
     beat, warning = heartbeat_seconds()
-    if warning:
-        warn(warning)
+    level, level_warning = api_log_level()
+    for line in (warning, level_warning):
+        if line:
+            warn(line)
     identity = Identity.from_env()
-    observer = Observer(rest, spec.name, build_plan(spec.steps).needs, heartbeat_seconds=beat, identity=identity)
+    observer = Observer(rest, spec.name, build_plan(spec.steps).needs, heartbeat_seconds=beat, identity=identity,
+                        log_level=level)
     parameters = {"spec_path": spec.file, "only": only, "status_file": str(status_path) if status_path else None}
     try:
         observer.start(parameters, tags=identity.tags(spec.name, spec.tags))

@@ -13,6 +13,7 @@ warning line. A 401 or 403 ends the mirror at once; another 4xx refuses that cal
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 import time
@@ -42,6 +43,12 @@ RETRY_FIRST = 0.25
 RETRY_CAP = 2.0
 """A call the API did not take is tried again after 0.25 s, then 0.5, 1, 2, 2 ... (or as long as a 429's
 Retry-After asks, up to the cap), while the steps run and for :meth:`Observer.close`'s budget after them."""
+MAX_BODY = 4 * 1024 * 1024
+"""A batch's body is at most this many bytes of JSON: Prefect Cloud refuses a body above 5 MiB (HTTP 413), and a
+busy self-hosted server takes smaller requests sooner. A larger batch goes as several requests."""
+MAX_LOG_MESSAGE = 1_000_000
+"""A log line longer than this (characters) is cut, as Prefect's own API log handler refuses one
+(``PREFECT_LOGGING_TO_API_MAX_LOG_SIZE``, 1,000,000); the pod's stderr keeps it whole."""
 BATCHED = ("/logs/", "/events")
 """Paths whose bodies are lists and whose order does not matter: merged into one request per wake-up."""
 NOT_READY = "Upstream task run '{}' did not reach a 'COMPLETED' state."
@@ -103,13 +110,28 @@ class _TaskRun:
     """The last state's time in whole microseconds: the server keeps one state per task run and timestamp."""
 
 
+def _chunks(calls: list[_Call], limit: int) -> list[list[_Call]]:
+    """``calls`` (each a list body) in order, grouped so that each group's items make a JSON list of at most
+    ``limit`` bytes (a call larger than that alone: its own request)."""
+    chunks: list[list[_Call]] = []
+    size = limit + 1
+    for call in calls:
+        length = sum(len(json.dumps(item, separators=(",", ":")).encode()) + 2 for item in call.body)
+        if not chunks or size + length > limit:
+            chunks.append([])
+            size = 2
+        chunks[-1].append(call)
+        size += length
+    return chunks
+
+
 class Observer:
     """One run's mirror. ``flow_run_id`` given: the run exists (a deployment's run, which Prefect's engine owns);
     else :meth:`start` creates it and the observer owns its states and heartbeats."""
 
     def __init__(self, rest: PrefectRest, spec_name: str, needs: dict[str, list[str]],
                  flow_run_id: str | None = None, heartbeat_seconds: float | None = 180.0,
-                 identity: Identity | None = None) -> None:
+                 identity: Identity | None = None, log_level: int = 0) -> None:
         self.rest = rest
         self.spec_name = spec_name
         self.identity = identity or Identity()
@@ -119,6 +141,11 @@ class Observer:
         self.owns_flow_run = flow_run_id is None
         self.flow_id: str | None = None
         self.heartbeat_seconds = heartbeat_seconds if self.owns_flow_run else None
+        self.log_level = log_level
+        """Log lines below this level are not sent (``PREFECT_INIT_API_LOG_LEVEL``); stderr keeps every line."""
+        self.sent: Counter[str] = Counter()
+        """What reached the API: ``requests``, ``log lines``, ``events`` (a Cloud tier counts the last two
+        together, one by one, and every request)."""
         self.task_runs: dict[str, str] = {}
         self.records: dict[str, _TaskRun] = {}
         self.tags: list[str] = []
@@ -178,7 +205,12 @@ class Observer:
             self.queue.put(call)
 
     def log(self, step: str | None, level: str, message: str) -> None:
-        entry = {"name": "prefect.task_runs" if step else "prefect.flow_runs", "level": LEVELS.get(level, 20),
+        number = LEVELS.get(level, 20)
+        if number < self.log_level:
+            return
+        if len(message) > MAX_LOG_MESSAGE:
+            message = message[:MAX_LOG_MESSAGE] + f" ... (cut: {len(message)} characters; stderr has it whole)"
+        entry = {"name": "prefect.task_runs" if step else "prefect.flow_runs", "level": number,
                  "message": redact(message), "timestamp": _iso(), "flow_run_id": self.flow_run_id,
                  "task_run_id": self.task_runs.get(step) if step else None}
         self._put("log line", "POST", "/logs/", [entry])
@@ -393,13 +425,15 @@ class Observer:
             try:
                 self.rest.call(call.method, call.path, call.body)
                 self.away = None
+                self._count_sent(call)
                 return True
             except ApiRefused as exc:
                 self._lose(str(exc))
             except ApiRejected as exc:
-                with self._lock:
-                    self.rejected[f"{call.what} (HTTP {exc.status} on {call.method} {call.path.split('?')[0]})"
-                                  ] += call.count
+                with self._lock:  # a refused batch: each of its calls counted as what it is
+                    for part in call.parts or [call]:
+                        self.rejected[f"{part.what} (HTTP {exc.status} on {call.method} {call.path.split('?')[0]})"
+                                      ] += part.count
                 return False
             except ApiLost as exc:
                 self.away = self.away or (str(exc), time.time())
@@ -409,6 +443,12 @@ class Observer:
             finally:
                 with self._lock:
                     self.in_flight.remove(call)
+
+    def _count_sent(self, call: _Call) -> None:
+        with self._lock:
+            self.sent["requests"] += 1
+            if call.path in BATCHED:
+                self.sent["log lines" if call.path == "/logs/" else "events"] += len(call.body)
 
     def _send_each(self, calls: list[_Call]) -> None:
         for call in calls:
@@ -423,12 +463,14 @@ class Observer:
             self.dropped[call.what] += call.count
 
     def _send_batch(self, path: str, calls: list[_Call]) -> None:
-        """One request for every item queued for ``path``; what was not sent is counted by what each item was."""
-        items = [item for call in calls for item in call.body]
-        if not self._send(_Call("batch", "POST", path, items, 0, parts=calls)):
-            with self._lock:
-                for call in calls:
-                    self.dropped[call.what] += call.count
+        """One request for every item queued for ``path`` (several when their JSON exceeds :data:`MAX_BODY`);
+        what was not sent is counted by what each item was."""
+        for chunk in _chunks(calls, MAX_BODY):
+            items = [item for call in chunk for item in call.body]
+            if not self._send(_Call("batch", "POST", path, items, 0, parts=chunk)):
+                with self._lock:
+                    for call in chunk:
+                        self.dropped[call.what] += call.count
 
     def close(self, budget: float) -> str | None:
         """Flush for at most ``budget`` seconds, calls made again included; then give up: no request is made
