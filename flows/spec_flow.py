@@ -15,7 +15,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import yaml
 from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
 from prefect.runtime import flow_run
@@ -27,7 +26,7 @@ from prefect_init.prefect_adapter.mirror import CLOSE_BUDGET, api_log_level
 from prefect_init.prefect_adapter.mirror_reporter import ObservingReporter
 from prefect_init.prefect_adapter.observer import Observer
 from prefect_init.prefect_adapter.rest import PrefectRest
-from prefect_init.prefect_adapter.trigger import deployment_run_name
+from prefect_init.prefect_adapter.trigger import deployment_run_name, spec_name
 from prefect_init.run.engine import LocalExecutor, install_sigterm, run_spec_with
 from prefect_init.run.identity import Identity
 from prefect_init.run.outcome import FAILED, publish
@@ -48,14 +47,14 @@ def _flow_run_name() -> str:
     """``<spec name>/<the run's own name>`` for a run of a deployment (``myapp/cobalt-squirrel``: two runs told
     apart, and a name given by ``trigger``, already ``myapp/...``, kept as it is); outside a deployment the
     spec's name, with the pod's (:meth:`Identity.run_name`). The spec is read cheaply; the flow validates it."""
-    try:
-        text = flow_run.parameters.get("spec_text")
-        if text is None:
+    text = flow_run.parameters.get("spec_text")
+    if text is None:
+        try:
             with open(flow_run.parameters["spec_path"], encoding="utf-8") as handle:
                 text = handle.read()
-        name = str(yaml.safe_load(text).get("name") or "prefect-init")
-    except Exception:
-        name = "prefect-init"
+        except Exception:  # no file here: the name falls back, the flow reports the spec itself
+            text = None
+    name = spec_name(text, "prefect-init")
     context = FlowRunContext.get()  # the run as the engine read it: no call to the API
     run = context.flow_run if context is not None else None
     if run is not None and run.deployment_id is not None:

@@ -48,6 +48,12 @@ class PrefectServer:
         response.raise_for_status()
         return response.json()
 
+    def flow_run_named(self, name: str) -> dict[str, Any]:
+        """The one flow run of this name (a test's run, named uniquely)."""
+        runs = self.post("/flow_runs/filter", {"flow_runs": {"name": {"any_": [name]}}})
+        assert len(runs) == 1, runs
+        return runs[0]
+
     def get(self, path: str) -> Any:
         response = httpx.get(f"{self.api_url}{path}", timeout=30)
         response.raise_for_status()

@@ -46,12 +46,13 @@ def deployment_run_name(spec_name: str, run_name: str | None) -> str:
     return run_name if run_name.startswith(f"{spec_name}/") else f"{spec_name}/{run_name}"
 
 
-def _spec_name(parameters: dict[str, Any], fallback: str) -> str:
-    """The ``name`` of a deployment's spec (what the flow names its runs after), read cheaply."""
+def spec_name(text: str | None, fallback: str) -> str:
+    """The ``name`` of a spec given as text (what the flow names its runs after), read cheaply, without
+    validating the spec; ``fallback`` when it cannot be read."""
     import yaml
 
     try:
-        return str(yaml.safe_load(parameters["spec_text"]).get("name") or fallback)
+        return str(yaml.safe_load(text or "").get("name") or fallback)
     except Exception:
         return fallback
 
@@ -96,7 +97,8 @@ def trigger(target: str, env: dict[str, str], tags: list[str], timeout: float | 
         from prefect.utilities.names import generate_slug
 
         # the run's name from the start, the one the flow keeps (deployment_run_name): printed here, found later
-        run_name = deployment_run_name(_spec_name(deployment.parameters or {}, deployment.name), generate_slug(2))
+        run_name = deployment_run_name(spec_name((deployment.parameters or {}).get("spec_text"), deployment.name),
+                                       generate_slug(2))
         run = prefect.create_flow_run_from_deployment(
             deployment.id, name=run_name, tags=tags or None, job_variables={"env": env} if env else None)
         say(f"{name}: flow run {run.name} {ui_url(f'runs/flow-run/{run.id}')}")

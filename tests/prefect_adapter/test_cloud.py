@@ -19,12 +19,6 @@ from tests.httpservers import cloud_proxy
 from tests.prefectserver import settled_task_runs
 
 
-def _flow_run(server: PrefectServer, name: str) -> dict[str, Any]:
-    runs = server.post("/flow_runs/filter", {"flow_runs": {"name": {"any_": [name]}}})
-    assert len(runs) == 1, runs
-    return runs[0]
-
-
 def _all_logs(server: PrefectServer, flow_run_id: str, at_least: int, limit: float = 30) -> list[dict[str, Any]]:
     """Every log line of a flow run (200 a page), once there are ``at_least`` (the server writes them a moment
     after it took them)."""
@@ -64,7 +58,7 @@ def test_one_refused_kind_of_call_loses_that_call_only(prefect_server: PrefectSe
     warnings = [line for line in result.stderr.splitlines() if "warning" in line]
     assert warnings == ["warning: the Prefect API refused part of the record: 1 artifact "
                         "(HTTP 422 on POST /artifacts/)"], result.stderr
-    run = _flow_run(prefect_server, name)
+    run = prefect_server.flow_run_named(name)
     assert run["state_type"] == "COMPLETED"
     tasks = settled_task_runs(prefect_server.api_url, [run["id"]], 2)
     assert sorted((t["name"], t["state_type"]) for t in tasks) == [("first", "COMPLETED"), ("second", "COMPLETED")]
@@ -120,7 +114,7 @@ def test_the_log_level_setting_keeps_a_pod_inside_a_tier(prefect_server: Prefect
                 PREFECT_API_URL=proxy.url, PREFECT_INIT_API_LOG_LEVEL=level))
         assert result.code == 0, result.output
         assert "line 8" in result.stderr  # stderr keeps every line, whatever goes to Prefect
-        run = _flow_run(prefect_server, name)
+        run = prefect_server.flow_run_named(name)
         tasks = settled_task_runs(prefect_server.api_url, [run["id"]], 2)
         assert {t["name"]: t["run_count"] for t in tasks} == {"talk": 1, "flaky": 2}
         messages = [e["message"] for e in _all_logs(prefect_server, run["id"], 1)]
@@ -146,5 +140,5 @@ def test_a_bad_log_level_setting_does_not_stop_the_pod(prefect_server: PrefectSe
     assert result.code == 0, result.output
     assert ("warning: PREFECT_INIT_API_LOG_LEVEL='loud' is not DEBUG, INFO, WARNING, ERROR or OFF; every log line "
             "goes to Prefect") in result.stderr
-    run = _flow_run(prefect_server, name)
+    run = prefect_server.flow_run_named(name)
     assert "still sent" in [e["message"] for e in _all_logs(prefect_server, run["id"], 1)]

@@ -16,12 +16,6 @@ from tests.prefectserver import settled_task_runs
 CANARY = "canary-prefect-9d1e77-topsecret"
 
 
-def _flow_run(server: PrefectServer, name: str) -> dict[str, Any]:
-    runs = server.post("/flow_runs/filter", {"flow_runs": {"name": {"any_": [name]}}})
-    assert len(runs) == 1, runs
-    return runs[0]
-
-
 def _task_runs(server: PrefectServer, flow_run_id: str, count: int) -> dict[str, dict[str, Any]]:
     return {r["name"]: r for r in settled_task_runs(server.api_url, [flow_run_id], count)}
 
@@ -55,7 +49,7 @@ def test_successful_run_is_a_completed_flow_run_with_a_task_run_per_step(
     """)
     result = run_cli("run", str(spec), "--require-api", env=prefect_server.client_env())
     assert result.code == 0, result.output
-    flow_run = _flow_run(prefect_server, name)
+    flow_run = prefect_server.flow_run_named(name)
     assert flow_run["state_type"] == "COMPLETED"
     # where the run is, said before the first step, as Prefect's engine says "View at"
     ui = prefect_server.api_url.removesuffix("/api")
@@ -84,7 +78,7 @@ def test_failed_step_fails_the_flow_run_with_retries_recorded(prefect_server: Pr
     """)
     result = run_cli("run", str(spec), env=prefect_server.client_env())
     assert result.code == 1, result.output
-    flow_run = _flow_run(prefect_server, name)
+    flow_run = prefect_server.flow_run_named(name)
     assert flow_run["state_type"] == "FAILED"
     tasks = _task_runs(prefect_server, flow_run["id"], 2)
     assert set(tasks) == {"flaky", "never"}
@@ -129,7 +123,7 @@ def test_canary_never_reaches_the_prefect_api(prefect_server: PrefectServer, tmp
     """)
     result = run_cli("run", str(spec), env=prefect_server.client_env())
     assert result.code == 1
-    flow_run = _flow_run(prefect_server, name)
+    flow_run = prefect_server.flow_run_named(name)
     logs = _logs(prefect_server, flow_run["id"])
     assert "token=****" in logs  # the line arrived, masked
     artifacts = prefect_server.post("/artifacts/filter", {"artifacts": {"key": {"any_": [f"prefect-init-{name}"]}}})
@@ -167,7 +161,7 @@ def test_vault_canaries_never_reach_prefect(prefect_server: PrefectServer, tmp_p
                 {"name": "show", "command": ["cat", f"{name}-out.json"], "cwd": str(tmp_path)}]}))
             result = run_cli("run", str(spec), "--require-api", env=prefect_server.client_env())
             assert result.code == expected, result.output
-            flow_run = _flow_run(prefect_server, name)
+            flow_run = prefect_server.flow_run_named(name)
             key = {"artifacts": {"key": {"any_": [f"prefect-init-{name}"]}}}
             logs = str(_logs(prefect_server, flow_run["id"]))
             artifacts = str(prefect_server.post("/artifacts/filter", key))
@@ -194,7 +188,7 @@ def test_spec_from_standard_input(prefect_server: PrefectServer, tmp_path: Path)
     proc = subprocess.run([*CLI, "run", "-", "--require-api"], input=text, capture_output=True, text=True,
                           env=prefect_server.client_env(), timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert _flow_run(prefect_server, name)["state_type"] == "COMPLETED"
+    assert prefect_server.flow_run_named(name)["state_type"] == "COMPLETED"
     assert "from-stdin" in proc.stderr
     # relative paths mean what they mean in local mode: the current directory, not the temporary file's
     assert (tmp_path / f"{name}-dir").is_dir()
@@ -233,7 +227,7 @@ def test_sigterm_in_prefect_mode_fails_the_run_and_writes_the_status(
     status = json.loads((tmp_path / "status.json").read_text())
     assert [s["status"] for s in status["steps"]] == ["failed", "skipped"]
     assert "SIGTERM" in status["steps"][0]["error"]
-    assert _flow_run(prefect_server, name)["state_type"] == "FAILED"
+    assert prefect_server.flow_run_named(name)["state_type"] == "FAILED"
 
 
 def test_the_plan_is_drawn_from_wait_for_inputs(prefect_server: PrefectServer, tmp_path: Path) -> None:
@@ -257,7 +251,7 @@ def test_the_plan_is_drawn_from_wait_for_inputs(prefect_server: PrefectServer, t
     """)
     result = run_cli("run", str(spec), "--require-api", env=prefect_server.client_env())
     assert result.code == 0, result.output
-    tasks = _task_runs(prefect_server, _flow_run(prefect_server, name)["id"], 4)
+    tasks = _task_runs(prefect_server, prefect_server.flow_run_named(name)["id"], 4)
 
     def waited_for(step: str) -> set[str]:
         inputs = tasks[step]["task_inputs"].get("wait_for", [])
