@@ -21,6 +21,7 @@ import tempfile
 import textwrap
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -114,14 +115,58 @@ def replicas(work: Path, counts: list[int]) -> None:
             rollout = time.perf_counter() - started
             time.sleep(1)  # the server finishes what it was sent
             server_cpu = _tree_cpu(server.proc.pid) - cpu_before
+            incomplete, lines, why = _incomplete(server.api, name, count)
             rows.append((str(count), f"{statistics.median(walls):.2f}", f"{max(walls):.2f}", f"{rollout:.2f}",
                          f"{server_cpu:.1f}", f"{server_cpu / count:.2f}", str(warned),
-                         f"{count / rollout * 60:.0f}"))
+                         f"{incomplete} of {count}", f"{lines:.0f}", f"{count / rollout * 60:.0f}"))
+            if why:
+                print(f"{count} pods: incomplete records: {dict(why)}")
     finally:
         server.stop()
         postgres.cleanup()
     print(table(rows, ("pods at once", "wall per pod median s", "worst s", "rollout s", "server CPU s",
-                       "server CPU s per pod", "runs with a warning", "pod starts per minute")))
+                       "server CPU s per pod", "runs with a warning", "runs with an incomplete record",
+                       "log lines per run", "pod starts per minute")))
+
+
+def _incomplete(api: str, spec: str, count: int, settle: float = 60) -> tuple[int, float, Counter[str]]:
+    """How many of the ``count`` runs of ``spec`` the server does not hold whole (the flow run Completed; its
+    three task runs Completed; its summary artifact; its last log line), read back once the server has settled
+    (at most ``settle`` s); the median number of log lines a run recorded; what was missing, counted."""
+    import httpx
+
+    deadline = time.monotonic() + settle
+    while True:
+        why: Counter[str] = Counter()
+        runs = httpx.post(f"{api}/flow_runs/filter", timeout=60, json={
+            "flow_runs": {"tags": {"all_": [f"spec:{spec}"]}}, "limit": 200}).json()
+        why["flow run missing"] = count - len(runs)
+        ids = [run["id"] for run in runs]
+        tasks = httpx.post(f"{api}/task_runs/filter", timeout=60, json={
+            "flow_runs": {"id": {"any_": ids}}, "limit": 200}).json() if ids else []
+        done_tasks = Counter(t["flow_run_id"] for t in tasks if t["state_type"] == "COMPLETED")
+        artifacts = {a["flow_run_id"] for a in httpx.post(f"{api}/artifacts/filter", timeout=60, json={
+            "artifacts": {"key": {"any_": [f"prefect-init-{spec}"]}}, "limit": 200}).json()}
+        lines: dict[str, int] = {}
+        ended: set[str] = set()
+        for run_id in ids:
+            logs = httpx.post(f"{api}/logs/filter", timeout=60, json={
+                "logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200}).json()
+            lines[run_id] = len(logs)
+            if any(e["task_run_id"] is None and e["message"].startswith("Finished in state") for e in logs):
+                ended.add(run_id)
+        bad = set()
+        for run in runs:
+            for missing, wrong in (("flow run not Completed", run["state_type"] != "COMPLETED"),
+                                   ("a task run not Completed", done_tasks[run["id"]] != 3),
+                                   ("artifact", run["id"] not in artifacts), ("last log line", run["id"] not in ended)):
+                if wrong:
+                    why[missing] += 1
+                    bad.add(run["id"])
+        incomplete = len(bad) + why["flow run missing"]
+        if incomplete == 0 or time.monotonic() > deadline:
+            return incomplete, statistics.median(lines.values()) if lines else 0.0, +why
+        time.sleep(2)
 
 
 def main() -> None:

@@ -50,7 +50,6 @@ class ObservingReporter:
         step = self.spec.step(name)
         self.observer.task_started(name, step.kind, self.spec.policy(step))
         self.inner.step_started(name)
-        self.observer.log(None, "INFO", f"step {name}: started")
 
     def attempt_started(self, name: str, attempt: int) -> None:
         self.inner.attempt_started(name, attempt)
@@ -63,13 +62,10 @@ class ObservingReporter:
 
     def step_finished(self, outcome: StepOutcome) -> None:
         self.inner.step_finished(outcome)
+        # its task run's states and last line, as Prefect's engine records a task's (no line of the flow run's)
         self.observer.task_finished(outcome)
-        tries = f" after {outcome.attempts} attempts" if outcome.attempts > 1 else ""
-        optional = " (optional; the run goes on)" if outcome.optional and outcome.status == FAILED else (
-            " (optional)" if outcome.optional else "")
-        text = f"step {outcome.name}: {outcome.status}{optional}{tries}" + (
-            f": {outcome.error}" if outcome.error else "")
-        self.observer.log(None, "INFO" if outcome.status == "succeeded" else "WARN", text)
+        if outcome.optional and outcome.status == FAILED:  # what Prefect's engine has no word for
+            self.observer.log(None, "WARN", f"step {outcome.name} failed (optional; the run goes on)")
 
     def close(self) -> None:
         self.inner.close()

@@ -176,8 +176,13 @@ class Observer:
                 "flow_id": self.flow_id, "name": self.run_name, "parameters": parameters, "tags": tags,
                 # the same key made again returns the same run: a call that timed out and is repeated
                 # creates no second run
-                "idempotency_key": str(uuid.uuid4()), "state": state("RUNNING", "Running")})
+                "idempotency_key": str(uuid.uuid4()), "state": state("PENDING", "Pending")})
             self.flow_run_id = str(run["id"])
+            # Pending, then Running, as Prefect's engine moves a flow run (and as automations on
+            # prefect.flow-run.Pending expect); the observer's thread sends it first
+            self._put("flow state", "POST", f"/flow_runs/{self.flow_run_id}/set_state",
+                      {"state": state("RUNNING", "Running"), "force": True})
+            self.log(None, "INFO", f"Beginning flow run {self.run_name!r} for flow {FLOW_NAME!r}")
         self.thread.start()
 
     def _call_by(self, deadline: float, method: str, path: str, body: Any) -> Any:
@@ -244,8 +249,9 @@ class Observer:
     def task_finished(self, outcome: StepOutcome) -> None:
         with self._lock:
             record = self.records.get(outcome.name)
+            not_ready = None
             if outcome.status == SKIPPED and record is None:
-                # as Prefect's engine leaves a task whose upstream failed: a task run, Pending, named NotReady
+                # as Prefect's engine leaves a task whose upstream failed: a task run, Pending, then NotReady
                 now = time.time()
                 record = _TaskRun(str(uuid.uuid4()), outcome.name, outcome.kind, 0, [], now)
                 self.task_runs[outcome.name] = record.id
@@ -253,15 +259,22 @@ class Observer:
                 needs = self.needs.get(outcome.name, [])
                 record.upstream = [self.task_runs[dep] for dep in needs if dep in self.task_runs]
                 failed = next((dep for dep in needs if self._failed(dep)), needs[0] if needs else outcome.name)
-                self._task_state(record, "PENDING", "NotReady", NOT_READY.format(failed), at=now)
+                not_ready = NOT_READY.format(failed)
+                self._task_state(record, "PENDING", "Pending", at=now)
+                self._task_state(record, "PENDING", "NotReady", not_ready, at=now)
             elif record is not None and outcome.status in (SUCCEEDED, FAILED):
                 record.end = time.time()
                 if outcome.status == SUCCEEDED:
                     self._task_state(record, "COMPLETED", "Completed", at=record.end)
                 else:
                     self._task_state(record, "FAILED", "Failed", outcome.error, at=record.end)
-        if outcome.status == FAILED and outcome.error:  # as Prefect's engine logs a task's final failure
+        # each task run's last line, as Prefect's engine logs it: INFO when it completed, ERROR otherwise
+        if outcome.status == SUCCEEDED:
+            self.log(outcome.name, "INFO", "Finished in state Completed()")
+        elif outcome.status == FAILED and outcome.error:
             self.log(outcome.name, "ERROR", f"Finished in state Failed({outcome.error!r})")
+        elif not_ready:
+            self.log(outcome.name, "ERROR", f"Finished in state NotReady({not_ready!r}, type=PENDING)")
         payload: dict[str, Any] = {"kind": outcome.kind, "attempts": outcome.attempts,
                                    "duration_s": round(outcome.duration_s, 3)}
         if outcome.error:
@@ -290,7 +303,8 @@ class Observer:
         task_run: dict[str, Any] = {
             "name": record.name, "task_key": f"prefect-init-{record.kind}", "dynamic_key": record.name,
             "empirical_policy": {"retries": record.retries}, "tags": self.tags,
-            "task_inputs": {"wait_for": [{"input_type": "task_run", "id": up} for up in record.upstream]},
+            "task_inputs": {"wait_for": [{"input_type": "task_run", "id": up} for up in record.upstream]}
+            if record.upstream else {},
             "run_count": record.run_count, "flow_run_run_count": 1,
             "expected_start_time": _iso(record.expected_start)}
         if record.start is not None:
