@@ -45,6 +45,30 @@ def write_spec(directory: Path, text: str, name: str = "init.yaml") -> Path:
     return path
 
 
+OPTIONAL_SPEC = """
+version: 1
+name: {name}
+status_file: status.json
+steps:
+  - name: prepare
+    command: [echo, ready]
+  - name: warm-cache
+    optional: true
+    retries: 1
+    retry_delay: 10ms
+    command: ["false"]
+  - name: report-cache
+    optional: true
+    after: [warm-cache]
+    command: [echo, never]
+  - name: serve
+    after: [prepare]
+    command: [echo, serve]
+"""
+"""Two optional steps, the first failing (two attempts) and the second after it, beside two required ones: the
+spec of tests/run/test_optional.py and tests/prefect_adapter/test_optional.py."""
+
+
 def run_cli_reacting(*args: str, on: dict[str, Callable[[], object]], env: dict[str, str] | None = None,
                      timeout: float = 60) -> Result:
     """Run the CLI and, the first time a line of its stderr contains a key of ``on``, call that action.

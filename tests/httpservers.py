@@ -164,38 +164,49 @@ def silent_server() -> Iterator[SilentServer]:
         server.close()
 
 
+def _api_server(answer: Callable[[BaseHTTPRequestHandler], None]) -> tuple[ThreadingHTTPServer, str]:
+    """An HTTP/1.1 server on 127.0.0.1, started, whose every method is ``answer(handler)``; and its API URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _answer(self) -> None:
+            answer(self)
+
+        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _answer
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}/api"
+
+
+def _reply(handler: BaseHTTPRequestHandler, status: int, body: bytes, kind: str = "application/json") -> None:
+    handler.send_response(status)
+    handler.send_header("Content-Type", kind)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    with suppress(BrokenPipeError, ConnectionResetError):
+        handler.wfile.write(body)
+
+
 class SlowApi:
     """An API on 127.0.0.1 that takes every call and answers it well, but only after ``delay`` seconds (a server
     busy with a rollout's pods); records each call as it arrives: ``(method, path)``."""
 
     def __init__(self, delay: float) -> None:
         self.calls: list[tuple[str, str]] = []
-        api = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        def answer(handler: BaseHTTPRequestHandler) -> None:
+            handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+            self.calls.append((handler.command, handler.path))
+            time.sleep(delay)
+            _reply(handler, 201, b'{"id": "00000000-0000-4000-8000-0000000000aa"}')
 
-            def _answer(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                api.calls.append((self.command, self.path))
-                time.sleep(delay)
-                body = b'{"id": "00000000-0000-4000-8000-0000000000aa"}'
-                self.send_response(201)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                with suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(body)
-
-            do_GET = do_POST = do_PATCH = _answer
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/api"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd, self.url = _api_server(answer)
 
 
 @contextmanager
@@ -241,50 +252,34 @@ class CloudProxy:
                  pause: Callable[[str, str], float] = lambda method, path: 0.0) -> None:
         self.calls: list[Forwarded] = []
         self.upstream = httpx.Client(base_url=upstream.rstrip("/").removesuffix("/api"), timeout=30)
-        proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        def answer(handler: BaseHTTPRequestHandler) -> None:
+            method, path = handler.command, handler.path.split("?")[0]
+            length = handler.headers.get("Content-Length")
+            body = handler.rfile.read(int(length)) if length else b""
+            status, reply, kind = 0, b"", "application/json"
+            if length is None and method in ("POST", "PUT", "PATCH"):
+                status = 411
+            elif len(body) > CLOUD_MAX_BODY:
+                status = 413
+            else:
+                status = refuse(method, path) or 0
+                if status:
+                    reply = b'{"detail": "refused by the test proxy"}'
+            if not status:
+                time.sleep(pause(method, path))  # a busy server: batches grow
+                headers = {k: v for k, v in handler.headers.items() if k.lower() in ("content-type", "authorization")}
+                forwarded = self.upstream.request(method, handler.path, content=body, headers=headers)
+                status, reply = forwarded.status_code, forwarded.content
+                kind = forwarded.headers.get("content-type", kind)
+            items = 0
+            if body.startswith(b"["):
+                with suppress(ValueError):
+                    items = len(json.loads(body))
+            self.calls.append(Forwarded(method, path, status, len(body), items))
+            _reply(handler, status, reply, kind)
 
-            def _answer(self) -> None:
-                length = self.headers.get("Content-Length")
-                body = self.rfile.read(int(length)) if length else b""
-                status, answer, kind = 0, b"", "application/json"
-                if length is None and self.command in ("POST", "PUT", "PATCH"):
-                    status = 411
-                elif len(body) > CLOUD_MAX_BODY:
-                    status = 413
-                else:
-                    status = refuse(self.command, self.path.split("?")[0]) or 0
-                    if status:
-                        answer = b'{"detail": "refused by the test proxy"}'
-                if not status:
-                    time.sleep(pause(self.command, self.path.split("?")[0]))  # a busy server: batches grow
-                    headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "authorization")}
-                    reply = proxy.upstream.request(self.command, self.path, content=body, headers=headers)
-                    status, answer = reply.status_code, reply.content
-                    kind = reply.headers.get("content-type", kind)
-                items = 0
-                if body.startswith(b"["):
-                    with suppress(ValueError):
-                        items = len(json.loads(body))
-                proxy.calls.append(Forwarded(self.command, self.path.split("?")[0], status, len(body), items))
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                with suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(answer)
-
-            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _answer
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/api"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd, self.url = _api_server(answer)
 
     def counts(self) -> dict[str, int]:
         """What Cloud's two buckets would count of the calls made so far: API requests (every call but the

@@ -15,34 +15,8 @@ from typing import Any
 import httpx
 
 from tests.conftest import PrefectServer
-from tests.helpers import run_cli, write_spec
+from tests.helpers import OPTIONAL_SPEC, run_cli, write_spec
 from tests.prefectserver import settled_task_runs
-
-SPEC = """
-version: 1
-name: {name}
-steps:
-  - name: prepare
-    command: [echo, ready]
-  - name: warm-cache
-    optional: true
-    retries: 1
-    retry_delay: 10ms
-    command: ["false"]
-  - name: report-cache
-    optional: true
-    after: [warm-cache]
-    command: [echo, never]
-  - name: serve
-    after: [prepare]
-    command: [echo, serve]
-"""
-
-
-def _flow_run(server: PrefectServer, name: str) -> dict[str, Any]:
-    runs = server.post("/flow_runs/filter", {"flow_runs": {"name": {"any_": [name]}}})
-    assert len(runs) == 1, runs
-    return runs[0]
 
 
 def _check_record(server: PrefectServer, run: dict[str, Any], name: str) -> None:
@@ -64,11 +38,11 @@ def _check_record(server: PrefectServer, run: dict[str, Any], name: str) -> None
 def test_a_mirrored_run_completes_when_only_an_optional_step_failed(
         prefect_server: PrefectServer, tmp_path: Path) -> None:
     name = f"opt-{uuid.uuid4().hex[:8]}"
-    spec = write_spec(tmp_path, SPEC.format(name=name))
+    spec = write_spec(tmp_path, OPTIONAL_SPEC.format(name=name))
     result = run_cli("run", str(spec), "--require-api", env=prefect_server.client_env())
     assert result.code == 0, result.output
     assert "warning" not in result.stderr, result.stderr  # everything was recorded
-    run = _flow_run(prefect_server, name)
+    run = prefect_server.flow_run_named(name)
     _check_record(prefect_server, run, name)
     deadline = time.monotonic() + 30  # events are persisted a moment after they arrive
     while True:
@@ -90,9 +64,9 @@ def test_the_deployment_flow_completes_when_only_an_optional_step_failed(
     script.write_text(textwrap.dedent(f"""
         from prefect_init.flows.spec_flow import run_spec
 
-        run_spec(spec_text={SPEC.format(name=name)!r}, base_dir={str(tmp_path)!r})
+        run_spec(spec_text={OPTIONAL_SPEC.format(name=name)!r}, base_dir={str(tmp_path)!r})
     """))
     proc = subprocess.run([sys.executable, str(script)], env=prefect_server.client_env(), capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    _check_record(prefect_server, _flow_run(prefect_server, name), name)
+    _check_record(prefect_server, prefect_server.flow_run_named(name), name)

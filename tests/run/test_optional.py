@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import clean_env, run_cli, write_spec
+from tests.helpers import OPTIONAL_SPEC, clean_env, run_cli, write_spec
 
 
 def _steps(path: Path) -> tuple[str, dict[str, dict[str, Any]]]:
@@ -18,26 +18,7 @@ def _steps(path: Path) -> tuple[str, dict[str, dict[str, Any]]]:
 def test_an_optional_failure_is_a_warning_and_its_optional_dependent_is_skipped(tmp_path: Path) -> None:
     log = tmp_path / "termination-log"
     log.write_text("")
-    spec = write_spec(tmp_path, """
-        version: 1
-        name: opt
-        status_file: status.json
-        steps:
-          - name: prepare
-            command: [echo, ready]
-          - name: warm-cache
-            optional: true
-            retries: 1
-            retry_delay: 10ms
-            command: ["false"]
-          - name: report-cache
-            optional: true
-            after: [warm-cache]
-            command: [echo, never]
-          - name: serve
-            after: [prepare]
-            command: [echo, serve]
-    """)
+    spec = write_spec(tmp_path, OPTIONAL_SPEC.format(name="opt"))
     result = run_cli("run", str(spec), env=clean_env(PREFECT_INIT_TERMINATION_LOG=str(log)))
     assert result.code == 0, result.output
     status, steps = _steps(tmp_path / "status.json")
