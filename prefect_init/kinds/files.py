@@ -7,6 +7,7 @@
         dirs:
           - {path: /data/uploads, mode: "0777"}
           - {path: /data/logs, mode: "0755", owner: "1000:1000"}
+          - {path: /bitnami/postgresql, owner: "1001:1001", recursive: true}   # as chown -R
         files:
           - {path: /data/logs/app.log, mode: "0666"}
 """
@@ -32,6 +33,9 @@ class DirEntry(StrictModel):
     path: str
     mode: Mode | None = None
     owner: Owner | None = None
+    recursive: bool = False
+    """``mode`` and ``owner`` also on everything under the directory, as ``chmod -R`` / ``chown -R`` set them
+    (what a volume already holds included); symbolic links are left alone, never followed."""
 
 
 class FileEntry(StrictModel):
@@ -85,6 +89,23 @@ def _apply(path: Path, mode: int | None, owner: str | None, changes: list[str]) 
         changes.append(f"mode {mode:04o} {path}")
 
 
+def _apply_below(top: Path, mode: int | None, owner: str | None, changes: list[str]) -> None:
+    """``mode`` and ``owner`` on every directory and file under ``top`` that differs (``-R``): one line for all
+    of them, however many (a volume may hold millions); symbolic links are not touched nor followed."""
+    changed = 0
+    for root, dirs, files in os.walk(top):
+        for name in [*dirs, *files]:
+            path = Path(root, name)
+            if not path.is_symlink():
+                done: list[str] = []
+                _apply(path, mode, owner, done)
+                changed += bool(done)
+    if changed:
+        what = " and ".join(x for x in (f"owner {owner}" if owner else "", f"mode {mode:04o}" if mode is not None
+                                        else "") if x)
+        changes.append(f"{what} under {top}: {changed} entr{'y' if changed == 1 else 'ies'} changed")
+
+
 def _ensure_dir(entry: DirEntry, ctx: RunContext, changes: list[str]) -> None:
     path = ctx.resolve(entry.path)
     if path.exists() and not path.is_dir():
@@ -93,6 +114,8 @@ def _ensure_dir(entry: DirEntry, ctx: RunContext, changes: list[str]) -> None:
         path.mkdir(parents=True, exist_ok=True)
         changes.append(f"created {path}/")
     _apply(path, entry.mode, entry.owner, changes)
+    if entry.recursive:
+        _apply_below(path, entry.mode, entry.owner, changes)
 
 
 def _ensure_file(entry: FileEntry, ctx: RunContext, changes: list[str]) -> None:

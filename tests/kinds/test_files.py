@@ -93,3 +93,36 @@ def test_unknown_user_is_a_final_error(tmp_path: Path) -> None:
     assert "no such user or group" in result.stderr
     step = json.loads((tmp_path / "status.json").read_text())["steps"][0]
     assert step["attempts"] == 1 and "attempt 1 failed" not in result.stderr  # final: three retries unused
+
+
+def test_recursive_sets_owner_and_mode_on_what_the_directory_already_holds(tmp_path: Path) -> None:
+    """As `chown -R 1001:1001 DIR` and `chmod -R 0770 DIR`: what the volume held before the step (a file, a
+    subdirectory and a file in it) gets the owner and the mode; a symbolic link pointing out of the directory is
+    not followed (its target keeps its owner and mode); a second run changes nothing. Run as root in CI."""
+    volume = tmp_path / "volume"
+    (volume / "sub").mkdir(parents=True)
+    (volume / "old.db").write_text("data")
+    (volume / "sub" / "deep.log").write_text("log")
+    outside = tmp_path / "outside"
+    outside.write_text("not mine")
+    os.chmod(outside, 0o600)
+    (volume / "link").symlink_to(outside)
+    uid = os.getuid()
+    owner = 1001 if uid == 0 else uid
+    spec = write_spec(tmp_path, f"""
+        version: 1
+        name: recursive
+        steps:
+          - name: own
+            files:
+              dirs: [{{path: volume, owner: "{owner}:{owner if uid == 0 else os.getgid()}", mode: "0770",
+                      recursive: true}}]
+    """)
+    first = run_cli("run", str(spec))
+    assert first.code == 0, first.output
+    inside = [volume, volume / "sub", volume / "old.db", volume / "sub" / "deep.log"]
+    assert {str(p): (p.stat().st_uid, _mode(p)) for p in inside} == {str(p): (owner, 0o770) for p in inside}
+    assert (outside.stat().st_uid, _mode(outside)) == (uid, 0o600)
+    assert f"mode 0770 under {volume}: 3 entries changed" in first.stderr, first.stderr
+    second = run_cli("run", str(spec))
+    assert second.code == 0 and "already in place" in second.stderr, second.stderr
