@@ -32,7 +32,8 @@ PLACEHOLDERS = {
     "timeout": "DURATION", "image": "IMAGE", "app_image": "IMAGE", "namespace": "NAMESPACE", "pool": "POOL",
     "service_account": "NAME", "name": "NAME", "api_url": "URL", "hook": "helm|argo", "schedule": "CRON",
     "cron": "CRON", "timezone": "TZ", "env": "KEY=VALUE", "tag": "TAG", "limit": "N", "format": "text|json",
-    "create_pool": "process|kubernetes", "step": "STEP"}
+    "create_pool": "process|kubernetes", "step": "STEP", "into": "FILE", "workload": "KIND/NAME", "output": "DIR",
+    "service": "NAME"}
 """Each parameter's placeholder in --help, in words (typer would print the Python type: <str>, <list[str]>)."""
 
 
@@ -226,7 +227,7 @@ def _run(loaded: Spec, only: list[str] | None, status_path: Path | None, observe
 
 @app.command(short_help='Print the Kubernetes YAML that runs a spec.')
 def render(
-    kind: Annotated[str, typer.Argument(help="init-container | job | cronjob | work-pool")],
+    kind: Annotated[str, typer.Argument(help="init-container | job | cronjob | work-pool | kustomize | compose")],
     spec: Annotated[str, typer.Argument(help="The spec file ('-' for standard input).")],
     image: Annotated[str, typer.Option(help="The prefect-init image (deployments/Dockerfile).")],
     namespace: Annotated[str | None, typer.Option(help="metadata.namespace of every document.")] = None,
@@ -250,11 +251,29 @@ def render(
     files: Annotated[list[str] | None, typer.Option(
         "--files", metavar="LOCAL_DIR:PATH", help="Pack a local directory (migrations, templates) into a "
         "ConfigMap mounted read-only at PATH (repeatable; at most 1 MiB each).")] = None,
+    into: Annotated[str | None, typer.Option(
+        "--into", help="init-container, kustomize (required): your own manifest file, its initContainers replaced "
+        "by the prefect-init container; compose: your compose file, the init service added.")] = None,
+    workload: Annotated[str | None, typer.Option(
+        "--workload", help="--into: the workload to change, KIND/NAME (default: the spec's provenance line, else "
+        "the file's only workload).")] = None,
+    keep_init: Annotated[bool, typer.Option(
+        "--keep-init", help="--into: keep the workload's initContainers, after the prefect-init container.")] = False,
+    output: Annotated[str | None, typer.Option(
+        "--output", "-o", help="kustomize (required): the kustomization's directory; it must hold the --into "
+        "file.")] = None,
+    service: Annotated[list[str] | None, typer.Option(
+        "--service", help="compose: a service that waits for the init service and gets its volumes (repeatable; "
+        "default: every service the spec does not reach).")] = None,
 ) -> None:
     """Print the Kubernetes YAML that runs SPEC (or, for work-pool, a Prefect work pool's base job template).
 
     The stream starts with the ConfigMap <name>-init-spec holding the spec as written; ${VAR} references are
     resolved in the pod, so a variable not set here is no error.
+
+    init-container --into FILE prints your own manifests with the prefect-init container in place of the
+    initContainers the spec replaces; kustomize writes the same as a kustomization into -o DIR (kubectl apply -k
+    DIR); compose prints a Docker Compose file whose services wait for an init service that runs the spec.
     """
     from prefect_init.render import KINDS, RenderOptions
     from prefect_init.render import render as render_kind
@@ -267,11 +286,18 @@ def render(
         problems.append(f"render: unknown kind {kind!r} (kinds: {', '.join(KINDS)})")
     if kind == "cronjob" and not schedule:
         problems.append("render cronjob: --schedule is required (a cron expression, e.g. '0 3 * * *')")
+    problems += _into_problems(kind, into, output, workload, keep_init, app_image, namespace, service_account)
     for flag, value, kinds in (("--schedule", schedule, ("cronjob",)), ("--timezone", timezone, ("cronjob",)),
-                               ("--hook", hook, ("job",)), ("--app-image", app_image, ("init-container",)),
-                               *((flag, given or None, ("init-container", "job", "cronjob")) for flag, given in (
-                                   ("--env-from-secret", env_from_secret), ("--env-from-configmap", env_from_configmap),
-                                   ("--env", env), ("--files", files)))):
+                               ("--hook", hook, ("job",)), ("--app-image", app_image, ("init-container", "compose")),
+                               *((flag, given or None, ("init-container", "job", "cronjob", "kustomize"))
+                                 for flag, given in (("--env-from-secret", env_from_secret),
+                                                     ("--env-from-configmap", env_from_configmap))),
+                               ("--files", files or None, ("init-container", "job", "cronjob", "kustomize", "compose")),
+                               ("--env", env or None, ("init-container", "job", "cronjob", "kustomize", "compose")),
+                               ("--into", into, ("init-container", "kustomize", "compose")),
+                               ("--workload", workload, ("init-container", "kustomize")),
+                               ("--keep-init", keep_init or None, ("init-container", "kustomize")),
+                               ("-o", output, ("kustomize",)), ("--service", service or None, ("compose",))):
         if value is not None and kind in KINDS and kind not in kinds:
             problems.append(f"render {kind}: {flag} is for {' and '.join(kinds)} only")
     if hook is not None and hook not in ("helm", "argo"):
@@ -296,6 +322,9 @@ def render(
                             env_from_secrets=tuple(env_from_secret or ()),
                             env_from_configmaps=tuple(env_from_configmap or ()), env=tuple(literal.items()),
                             files=tuple(mounts), **({"app_image": app_image} if app_image else {}))
+    if into is not None or kind in ("kustomize", "compose"):
+        _render_into(kind, spec, loaded, options, into, workload, keep_init, output, tuple(service or ()))
+        return
     refused = refused_env(loaded, options) if kind != "work-pool" else []
     if refused:
         for line in refused:
@@ -313,6 +342,99 @@ def render(
         sys.stdout.write(render_work_pool(options))
     else:
         sys.stdout.write(render_kind(kind, loaded, options))
+
+
+def _into_problems(kind: str, into: str | None, output: str | None, workload: str | None, keep_init: bool,
+                   app_image: str | None, namespace: str | None, service_account: str | None) -> list[str]:
+    """The flags of --into, kustomize and compose that do not go together."""
+    problems = []
+    if kind == "kustomize" and into is None:
+        problems.append("render kustomize: --into WORKLOAD.yaml is required (your manifest file, the kustomization's "
+                        "resource)")
+    if kind == "kustomize" and output is None:
+        problems.append("render kustomize: -o DIR is required (where kustomization.yaml is written)")
+    if kind == "init-container" and into is None:
+        problems += [f"render init-container: {flag} is for --into only" for flag, value in
+                     (("--workload", workload), ("--keep-init", keep_init or None)) if value is not None]
+    if kind in ("kustomize", "compose") or (kind == "init-container" and into is not None):
+        for flag, value in (("--namespace", namespace), ("--service-account", service_account)):
+            if value is not None:
+                what = "a compose file" if kind == "compose" else "--into"
+                problems.append(f"render {kind}: {flag} is not for {what}: your manifests keep their own (the "
+                                "ConfigMap goes into the workload's namespace)")
+    if app_image is not None and into is not None and kind in ("init-container", "compose"):
+        problems.append(f"render {kind}: --app-image is not for --into: your app keeps its own image")
+    return problems
+
+
+def _render_into(kind: str, spec_path: str, loaded: Spec, options: Any, into: str | None, workload: str | None,
+                 keep_init: bool, output: str | None, services: tuple[str, ...]) -> None:
+    """render init-container --into, kustomize, compose: one line per problem (exit 2), never a traceback."""
+    from prefect_init.render.env import refused_env
+    from prefect_init.render.into import IntoError, path_warnings_into, render_into, unprovided_note_into
+    from prefect_init.render.pod import path_warnings, privilege_note, status_file_note
+
+    refused = refused_env(loaded, options)
+    for line in refused:
+        _err(line)
+    if refused:
+        raise typer.Exit(EXIT_USAGE)
+    text = None
+    if into is not None:
+        try:
+            text = Path(into).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            _err(f"render {kind}: --into {into}: no such file")
+            raise typer.Exit(EXIT_USAGE) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            _err(f"render {kind}: --into {into}: cannot read it ({getattr(exc, 'strerror', None) or exc})")
+            raise typer.Exit(EXIT_USAGE) from None
+    notes: list[str] = []
+    warnings = path_warnings(loaded, options)
+    try:
+        if kind == "compose":
+            from prefect_init.render.compose import compose_unprovided_note, render_compose
+
+            if spec_path == "-":
+                _err("render compose: SPEC must be a file (the init service mounts it), not standard input")
+                raise typer.Exit(EXIT_USAGE)
+            result = render_compose(loaded, options, spec_path, str(Path(into).parent) if into else ".",
+                                    (into, text) if into is not None and text is not None else None, services)
+            notes, out = result.notes, result.text
+            notes += compose_unprovided_note(loaded, options)
+        elif kind == "kustomize":
+            from prefect_init.errors import StepFailed
+            from prefect_init.render.kustomize import build, write
+
+            assert into is not None and output is not None
+            built = build(loaded, options, spec_path, Path(into), Path(output), workload, keep_init)
+            notes += [f"warning: {w}" for w in built.warnings]
+            notes += unprovided_note_into(loaded, options, built.changes)
+            warnings = path_warnings_into(loaded, options, built.changes)
+            try:
+                write(Path(output), built.files)
+            except StepFailed as exc:
+                _err(f"render kustomize: {exc}")
+                raise typer.Exit(EXIT_FAILED) from None
+            out = "".join(f"{Path(output) / name}\n" for name in built.files)
+            notes.append(f"note: apply it with: kubectl apply -k {output}")
+        else:
+            assert into is not None and text is not None
+            rendered = render_into(loaded, options, text, into, workload, keep_init)
+            notes += [f"warning: {w}" for w in rendered.warnings]
+            notes += unprovided_note_into(loaded, options, rendered.changes)
+            warnings = path_warnings_into(loaded, options, rendered.changes)
+            out = rendered.text
+    except IntoError as exc:
+        _err(f"render {kind}: {exc}")
+        raise typer.Exit(EXIT_USAGE) from None
+    for warning in warnings:
+        _err(f"warning: {warning}")
+    if kind != "compose":
+        notes += [*privilege_note(loaded), *status_file_note(loaded)]
+    for line in notes:
+        _err(line)
+    sys.stdout.write(out)
 
 
 def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
@@ -492,6 +614,53 @@ def migrations(
     items = entries(versioned, repeatable, rows)
     typer.echo(as_json(items) if format == "json" else as_table(items))
     raise typer.Exit(EXIT_FAILED if any(e.state in PROBLEMS for e in items) else EXIT_OK)
+
+
+@app.command("import", short_help="A workload's initContainers (a manifest, helm template output) as a spec.")
+def import_(
+    manifest: Annotated[str, typer.Argument(help="A manifest or `helm template` output, several documents "
+                                            "allowed ('-' for standard input).")],
+    workload: Annotated[str | None, typer.Option("--workload", help="The workload, as KIND/NAME (Deployment/web); "
+                                                 "default: the only one with initContainers.")] = None,
+    spec: Annotated[str | None, typer.Option("-o", "--output", help="Write the spec here (atomically); default: "
+                                             "standard output.")] = None,
+) -> None:
+    """Turn the initContainers of one workload (Deployment, StatefulSet, DaemonSet, Job, CronJob, Pod) into a
+    spec, in their order: waits (nc -z, pg_isready, nslookup, curl/wget in a loop, redis-cli ping, [ -f ]) become
+    one wait step, mkdir/chmod/chown a files step, wget -O/curl -o of a document a config step, git clone a git
+    step, vault kv get -field a vault step; what is not understood is a command step that runs the script as
+    written, in the init image. Literal credentials become ${VARIABLES}, never written. Notes on stderr: the
+    variables to provide, the programs the init image lacks and a Dockerfile that adds them. Exit 0; 2 for a bad
+    manifest, no or several workloads with initContainers (give --workload), an unwritable -o."""
+    from prefect_init.render.importer import ImportProblem, import_workload
+
+    try:
+        text = sys.stdin.read() if manifest == "-" else Path(manifest).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        _err(f"import: {manifest}: cannot read it: {reason}")
+        raise typer.Exit(EXIT_USAGE) from None
+    try:
+        imported = import_workload(text, workload, "standard input" if manifest == "-" else manifest)
+    except ImportProblem as exc:
+        _err(f"import: {exc}")
+        raise typer.Exit(EXIT_USAGE) from None
+    if spec is not None:
+        from prefect_init.errors import StepError
+        from prefect_init.runtime.atomic import write_atomic
+
+        try:
+            write_atomic(spec, imported.spec_text)
+        except StepError as exc:
+            _err(f"import: -o {exc}")
+            raise typer.Exit(EXIT_USAGE) from None
+    else:
+        sys.stdout.write(imported.spec_text)
+    for line in imported.notes:
+        _err(line)
+    kind, name = imported.workload
+    _err(f"{'wrote ' + spec if spec else 'the spec is on stdout'}: {kind}/{name}, initContainers "
+         f"{', '.join(imported.init_containers)}; next: prefect-init check {spec or 'SPEC'} --unset-ok")
 
 
 @app.command(short_help="Print the spec's JSON Schema, for an editor's completion and checks as you type.")

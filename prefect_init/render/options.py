@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-KINDS = ("init-container", "job", "cronjob", "work-pool")
+KINDS = ("init-container", "job", "cronjob", "work-pool", "kustomize", "compose")
 Hook = Literal["helm", "argo"]
 
 APP_IMAGE_PLACEHOLDER = "registry.example.invalid/your-app:replace-me"

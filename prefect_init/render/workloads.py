@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from prefect_init.render.into import ANNOTATION, spec_sha256
 from prefect_init.render.options import RenderOptions
 from prefect_init.render.pod import (
     CONTAINER,
@@ -55,7 +56,8 @@ def _hook_annotations(options: RenderOptions, weight: int) -> dict[str, str] | N
 
 
 def deployment(spec: Spec, options: RenderOptions) -> list[Doc]:
-    """A Deployment whose pods run the spec as their initContainer, then the app with the shared volumes."""
+    """A Deployment whose pods run the spec as their initContainer, then the app with the shared volumes. The
+    pod template carries the spec's sha256: a changed spec (a changed ConfigMap alone restarts nothing) rolls it."""
     selector = labels(spec, "app")
     pod = pod_spec(spec, options)
     pod["initContainers"] = [init_container(spec, options)]
@@ -65,7 +67,8 @@ def deployment(spec: Spec, options: RenderOptions) -> list[Doc]:
     doc = {"apiVersion": "apps/v1", "kind": "Deployment",
            "metadata": metadata(spec.name, spec, "app", options),
            "spec": {"replicas": 1, "selector": {"matchLabels": selector},
-                    "template": {"metadata": {"labels": selector}, "spec": pod}}}
+                    "template": {"metadata": {"labels": selector,
+                                              "annotations": {ANNOTATION: spec_sha256(spec)}}, "spec": pod}}}
     return [config_map(spec, options), *files_config_maps(spec, options), doc]
 
 

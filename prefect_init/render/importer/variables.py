@@ -1,0 +1,371 @@
+"""The variables of an imported workload: where each of the initContainers' variables comes from, how the spec
+refers to it (``${DB_HOST:-db}``, ``${DB_PASSWORD}``), what the prefect-init container must be given, and every
+literal credential, which becomes a variable and never reaches the spec, the notes or a comment."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefect_init.render.importer.manifest import Container, kube_expand
+from prefect_init.render.importer.shell import Word, quote_state, reference
+from prefect_init.spec.credentials import is_literal_credential
+
+CREDENTIAL_NAME = re.compile(r"PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|"
+                             r"CREDENTIAL|(^|_)KEY($|_)|(^|_)AUTH($|_)", re.IGNORECASE)
+"""A variable whose name says it holds a credential (``DB_PASSWORD``, ``GITHUB_TOKEN``, ``AWS_SECRET_ACCESS_KEY``,
+``API_KEY``); its literal value in a manifest is moved into a Secret."""
+KUBE_INJECTED = re.compile(r"^(HOSTNAME|HOME|PATH|KUBERNETES_[A-Z0-9_]+|[A-Z0-9_]+_SERVICE_(HOST|PORT)(_[A-Z0-9_]+)?|"
+                           r"[A-Z0-9_]+_PORT_[0-9]+_(TCP|UDP)(_PROTO|_PORT|_ADDR)?)$")
+"""Set in every container by Kubernetes (service links, the host name) or by the image: the prefect-init container
+has them as well."""
+NAMESPACE_FILE = re.compile(r"^(\$\(|`)\s*cat\s+/var/run/secrets/kubernetes\.io/serviceaccount/namespace\s*(\)|`)$")
+"""``$(cat /var/run/secrets/kubernetes.io/serviceaccount/namespace)``: the pod's namespace, as Kubernetes' own
+documentation waits for a Service; ``${POD_NAMESPACE}`` (render sets it from the Downward API)."""
+_PARAM = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}$`\\\"']*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+SENTINEL = "\x00"
+"""Marks a reference in an argv run without a shell: ``\\x00NAME\\x00``."""
+
+
+@dataclass
+class Variable:
+    name: str
+    origin: str
+    """``literal``, ``credential`` (a literal credential, moved), ``secret``, ``configmap``, ``field``,
+    ``resource``, ``script`` (a literal credential of a script, moved)."""
+    value: str | None = None
+    """A literal value that is no credential (the spec's default for it); None otherwise."""
+    source: str = ""
+    """In words: ``Secret db (key password)``."""
+
+
+@dataclass
+class Needed:
+    name: str
+    why: str
+    credential: bool = False
+
+
+@dataclass
+class Workspace:
+    """What every container of one workload shares: the variables needed, the credentials found (by value, only
+    to keep them out of every output), the names taken."""
+
+    workload: str
+    needed: dict[str, Needed] = field(default_factory=dict)
+    credentials: dict[str, str] = field(default_factory=dict)
+    """Literal credential value -> the variable that now holds it."""
+    defaults: list[str] = field(default_factory=list)
+    """Variables whose literal value from the manifest is the spec's default."""
+    env_from: list[str] = field(default_factory=list)
+    names: set[str] = field(default_factory=set)
+    """Every variable an initContainer of the workload defines: a credential moved out of a script gets a name
+    none of them has (the prefect-init container has one environment for all)."""
+
+    def need(self, name: str, why: str, credential: bool = False) -> None:
+        if name not in self.needed:
+            self.needed[name] = Needed(name, why, credential)
+
+    def credential_variable(self, value: str, hint: str, taken: set[str]) -> str:
+        if value in self.credentials:
+            return self.credentials[value]
+        base = re.sub(r"[^A-Z0-9_]", "_", hint.upper()).strip("_") or "SECRET"
+        if base[0].isdigit():
+            base = f"V_{base}"
+        name, number = base, 2
+        used = taken | self.names | set(self.needed) | set(self.credentials.values())
+        while name in used:
+            name, number = f"{base}_{number}", number + 1
+        self.credentials[value] = name
+        return name
+
+
+def _source(entry: dict[str, Any]) -> tuple[str, str]:
+    """(origin, in words) of an env entry with ``valueFrom``."""
+    frm = entry.get("valueFrom") or {}
+    if "secretKeyRef" in frm:
+        ref = frm["secretKeyRef"] or {}
+        return "secret", f"Secret {ref.get('name')} (key {ref.get('key')})"
+    if "configMapKeyRef" in frm:
+        ref = frm["configMapKeyRef"] or {}
+        return "configmap", f"ConfigMap {ref.get('name')} (key {ref.get('key')})"
+    if "fieldRef" in frm:
+        return "field", f"the pod's {(frm['fieldRef'] or {}).get('fieldPath')} (fieldRef)"
+    if "resourceFieldRef" in frm:
+        return "resource", f"the container's {(frm['resourceFieldRef'] or {}).get('resource')} (resourceFieldRef)"
+    return "other", "valueFrom"
+
+
+class Vars:
+    """One container's variables: how a word of its script becomes a spec value."""
+
+    def __init__(self, container: Container, space: Workspace) -> None:
+        self.container = container
+        self.space = space
+        self.vars: dict[str, Variable] = {}
+        self.env_from = [self._env_from_words(e) for e in container.env_from]
+        for entry in container.env:
+            name = entry["name"]
+            if "valueFrom" in entry:
+                origin, words = _source(entry)
+                self.vars[name] = Variable(name, origin, source=words)
+                continue
+            value = "" if entry.get("value") is None else str(entry.get("value"))
+            if value and "$(" not in value and (CREDENTIAL_NAME.search(name) or is_literal_credential(value)):
+                space.credentials.setdefault(value, name)
+                self.vars[name] = Variable(name, "credential", source="a literal credential in the manifest")
+            else:
+                self.vars[name] = Variable(name, "literal", value=value, source="a literal in the manifest")
+        self._expanding: set[str] = set()
+        self.script_credentials: dict[str, str] = {}
+        """Variables that now hold a literal credential found in this container's script: name -> where."""
+
+    @staticmethod
+    def _env_from_words(entry: dict[str, Any]) -> str:
+        prefix = f" (prefix {entry['prefix']})" if entry.get("prefix") else ""
+        if "secretRef" in entry:
+            return f"Secret {(entry['secretRef'] or {}).get('name')}{prefix}"
+        if "configMapRef" in entry:
+            return f"ConfigMap {(entry['configMapRef'] or {}).get('name')}{prefix}"
+        return "envFrom"
+
+    @property
+    def defined(self) -> set[str]:
+        return set(self.vars)
+
+    # -- references ---------------------------------------------------------------------------------------------
+
+    def ref(self, name: str, default: str | None = None) -> str:
+        """The spec's reference to a variable the container's script reads."""
+        where = f'initContainer "{self.container.name}"'
+        var = self.vars.get(name)
+        if default is not None and (var is None or var.origin != "literal"):
+            if var is not None:
+                self._record(var)
+            return "${" + name + ":-" + default + "}"  # the shell's own default (the env's literal wins over it)
+        if name == "POD_NAMESPACE" and name not in self.vars:
+            self.space.need(name, "the pod's namespace: prefect-init render sets it (the Downward API)")
+            return "${POD_NAMESPACE}"
+        if var is None:
+            if name in self.script_credentials:
+                self.space.need(name, self.script_credentials[name], credential=True)
+                return "${" + name + "}"
+            if KUBE_INJECTED.match(name):
+                return "${" + name + "}"
+            if self.env_from:
+                self.space.need(name, f"not in {where}'s env: from its envFrom ({', '.join(self.env_from)})")
+                return "${" + name + "}"
+            return "${" + name + ":-}"  # set nowhere: the shell read it as empty
+        if var.origin == "literal" and var.value is not None:
+            if not any(c in var.value for c in "}\n") and "$(" not in var.value:
+                if name not in self.space.defaults:
+                    self.space.defaults.append(name)
+                return "${" + name + ":-" + var.value + "}"
+            if "$(" in var.value and name not in self._expanding:  # Kubernetes' $(VAR): written out
+                self._expanding.add(name)
+                try:
+                    return kube_expand(var.value, self.defined, ref=self.ref, literal=lambda s: s.replace("${", "$${"))
+                finally:
+                    self._expanding.discard(name)
+            self.space.need(name, f"a literal in the manifest ({where}'s env) that is no default here")
+            return "${" + name + "}"
+        self._record(var)
+        return "${" + name + "}"
+
+    def _record(self, var: Variable) -> None:
+        """What the prefect-init container must be given for a variable that is no literal of the manifest."""
+        if var.origin == "credential":
+            self.space.need(var.name, f'a literal credential in the manifest (initContainer "{self.container.name}"'
+                            "'s env): put it in a Secret", credential=True)
+        elif var.origin != "literal":
+            self.space.need(var.name, var.source)
+
+    def secret(self, value: str, hint: str) -> str:
+        """A credential a recognised command gives (a URL's password, ``redis-cli -a``): a reference, never the
+        literal (which becomes a variable named after ``hint``)."""
+        if "${" in value:
+            for name in re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", value):
+                need = self.space.needed.get(name)
+                if need is not None:
+                    need.credential = True
+            return value
+        name = self.space.credential_variable(value, hint, self.defined)
+        self.script_credentials[name] = (f'a literal credential in initContainer "{self.container.name}"\'s '
+                                         "command: put it in a Secret")
+        return self.ref(name)
+
+    def value(self, word: Word) -> str | None:
+        """A word of a recognised command as a spec value: ``$X`` and ``${X:-d}`` as spec references; None for
+        anything the spec cannot say (``${X%.*}``, ``$1``, a command substitution, a single-quoted ``$``)."""
+        if word.other:
+            return None
+        text = word.text
+        if SENTINEL in text:  # an argv without a shell: references are marked, nothing else is special
+            parts = text.split(SENTINEL)
+            return "".join(self.ref(part) if i % 2 else part.replace("${", "$${") for i, part in enumerate(parts))
+        namespace = False
+        for substitution in word.substitutions:
+            if not NAMESPACE_FILE.match(substitution):
+                return None
+            text, namespace = text.replace(substitution, "\x01"), True
+        matches = list(_PARAM.finditer(text))
+        if not text.count("$") == len(matches) == len(word.params):
+            return None  # a `$` the spec cannot say: ${X%.*}, $1, $@, a single-quoted or escaped `$`
+        out, last = [], 0
+        for match in matches:
+            out.append(text[last:match.start()])
+            out.append(self.ref(match.group(1) or match.group(3), match.group(2)))
+            last = match.end()
+        out.append(text[last:])
+        result = "".join(out)
+        return result.replace("\x01", self.ref("POD_NAMESPACE")) if namespace else result
+
+    # -- the environment of a command step ----------------------------------------------------------------------
+
+    def command_env(self, script: str | None = None) -> dict[str, str]:
+        """The container's env as a command step's ``env:``: a literal as the default of its own variable
+        (``NODE_ENV: ${NODE_ENV:-production}``, so a value given to the prefect-init container still wins), every
+        other one as a reference; never a literal credential. A credential moved out of the script is there when
+        ``script`` (the part the step runs) reads it."""
+        out: dict[str, str] = {name: self.ref(name) for name in self.vars}
+        for name in self.script_credentials:  # those of this script (or part of it) only
+            if script is None or re.search(rf"\$\{{?{name}(?![A-Za-z0-9_])", script):
+                out[name] = self.ref(name)
+        return out
+
+
+# -- literal credentials in a script ------------------------------------------------------------------------------
+
+_VALUE = r"('[^'\n]*'|\"[^\"$`\\\n]*\"|[^\s;&|'\"$()<>`]+)"
+_PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str], str], str]]] = [
+    (re.compile(r"(?<![A-Za-z0-9_-])([A-Za-z_][A-Za-z0-9_]*)=" + _VALUE),
+     lambda m, c: m.group(1) if CREDENTIAL_NAME.search(m.group(1)) else ""),
+    (re.compile(r"(?<![A-Za-z0-9_-])--?(password|passwd|pass|token|secret|api-key|apikey|auth-token|access-key|"
+                r"secret-key)(?:=|\s+)" + _VALUE, re.IGNORECASE),
+     lambda m, c: f"{c}_{m.group(1)}"),
+    (re.compile(r"\b(?:mysql|mysqladmin|mysqldump|mariadb|mariadb-admin)\b[^\n;&|]*?\s-p" + _VALUE),
+     lambda m, c: "MYSQL_PASSWORD"),
+    (re.compile(r"\bredis-cli\b[^\n;&|]*?\s-a\s+" + _VALUE), lambda m, c: "REDIS_PASSWORD"),
+    (re.compile(r"\b(?:curl|wget)\b[^\n;&|]*?\s(?:-u\s*|--user[= ]\s*)['\"]?[^\s:'\"]+:" + _VALUE),
+     lambda m, c: "HTTP_PASSWORD"),
+    (re.compile(r"(?i)((?:authorization|proxy-authorization):\s*(?:bearer|basic|token)\s+)([^\s'\"$;&|`]+)"),
+     lambda m, c: "HTTP_TOKEN"),
+    (re.compile(r"(?i)((?:x-api-key|api-key|apikey|private-token|x-auth-token|x-vault-token)\s*:\s*)"
+                r"([^\s'\"$;&|`]+)"), lambda m, c: "API_KEY"),
+    (re.compile(r"\bvault\s+login\s+(?!-)" + _VALUE), lambda m, c: "VAULT_TOKEN"),
+    (re.compile(r"\b([a-z][a-z0-9+.-]*)://[^\s/@:'\"]*:([^\s/@'\"$]+)@"),
+     lambda m, c: "GIT_TOKEN" if "git" in m.string[max(0, m.start() - 200):m.start()] and
+     m.group(1).startswith("http") else f"{m.group(1).split('+')[0]}_PASSWORD"),
+    (re.compile(r"\bgit\b[^\n;&|]*?\bhttps?://((?:gh[pousr]_|github_pat_|glpat-)[A-Za-z0-9_-]+|[A-Za-z0-9_-]{32,})@"),
+     lambda m, c: "GIT_TOKEN"),
+]
+"""Where a script holds a literal credential, and the variable it becomes: an assignment to a credential's name
+(``PGPASSWORD=...``), ``--password=``/``--token``, ``mysql -p...``, ``redis-cli -a``, ``curl -u user:...``, an
+``Authorization`` or API key header, ``vault login TOKEN``, a URL's password, a token as a git URL's user."""
+
+
+def _unquote(text: str) -> str:
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
+def scrub(script: str, container: str, vars_: Vars, writer: Callable[[str, str, str], str] = reference) -> str:
+    """``script`` with every literal credential replaced by a reference to a variable that holds it (a shell
+    reference that reads as one word where the literal stood, by default), registered with ``vars_``.
+
+    Also every literal credential of the workload's env found verbatim in the script."""
+    prefix = re.sub(r"[^A-Z0-9]", "_", container.upper()).strip("_") or "INIT"
+    replacements: list[tuple[int, int, str]] = []
+    for pattern, hint_of in _PATTERNS:
+        for match in pattern.finditer(script):
+            hint = hint_of(match, prefix)
+            if not hint:
+                continue
+            index = match.lastindex or 0
+            start, end = match.span(index)
+            value = _unquote(script[start:end])
+            if not value or "$" in value or any(s < end and start < e for s, e, _ in replacements):
+                continue
+            name = vars_.space.credential_variable(value, hint, vars_.defined)
+            vars_.script_credentials.setdefault(name, f'a literal credential in initContainer "{container}"\'s '
+                                                "script: put it in a Secret")
+            replacements.append((start, end, name))
+    for value, name in sorted(vars_.space.credentials.items(), key=lambda item: -len(item[0])):
+        if len(value) < 4:
+            continue
+        for match in re.finditer(re.escape(value), script):
+            start, end = match.span()
+            if any(s < end and start < e for s, e, _ in replacements):
+                continue
+            replacements.append((start, end, name))
+            if name not in vars_.vars:
+                vars_.script_credentials.setdefault(name, f'a literal credential in initContainer "{container}"\'s '
+                                                    "script: put it in a Secret")
+    out, last = [], 0
+    for start, end, name in sorted(replacements):
+        out.append(script[last:start])
+        out.append(writer(name, quote_state(script, start), script[end:end + 1]))
+        last = end
+    out.append(script[last:])
+    return "".join(out)
+
+
+_ARGV_RULES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^--?(password|passwd|pass|token|secret|api-key|apikey|auth-token|access-key|secret-key)=(.+)$",
+                re.IGNORECASE), "{prefix}_{1}"),
+    (re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.+)$"), "{1}"),
+    (re.compile(r"^((?:authorization|proxy-authorization):\s*(?:bearer|basic|token)\s+)(.+)$", re.IGNORECASE),
+     "HTTP_TOKEN"),
+    (re.compile(r"^((?:x-api-key|api-key|apikey|private-token|x-auth-token|x-vault-token)\s*:\s*)(.+)$",
+                re.IGNORECASE), "API_KEY"),
+    (re.compile(r"([a-z][a-z0-9+.-]*)://[^\s/@:]*:([^/@]+)@"), "{1}_PASSWORD"),
+]
+_ARGV_NEXT = re.compile(r"^--?(password|passwd|pass|token|secret|api-key|apikey|auth-token|access-key|secret-key)$",
+                        re.IGNORECASE)
+
+
+def scrub_argv(argv: list[str], container: str, vars_: Vars) -> list[str]:
+    """An argv run without a shell, its literal credentials and Kubernetes' ``$(VAR)`` references as marked
+    references (see :data:`SENTINEL`): the same rules as :func:`scrub`, a whole argument being a whole value."""
+    prefix = re.sub(r"[^A-Z0-9]", "_", container.upper()).strip("_") or "INIT"
+    program = argv[0].rsplit("/", 1)[-1] if argv else ""
+
+    def mark(arg: str, start: int, end: int, hint: str) -> str:
+        value = arg[start:end]
+        if not value or "$(" in value or SENTINEL in value:
+            return arg
+        name = vars_.space.credential_variable(value, hint, vars_.defined)
+        vars_.script_credentials.setdefault(name, f'a literal credential in initContainer "{container}"\'s '
+                                            "command: put it in a Secret")
+        return arg[:start] + f"{SENTINEL}{name}{SENTINEL}" + arg[end:]
+
+    out: list[str] = []
+    for index, arg in enumerate(argv):
+        before = argv[index - 1] if index else ""
+        if _ARGV_NEXT.match(before) or (program in ("redis-cli",) and before == "-a"):
+            arg = mark(arg, 0, len(arg), f"{prefix}_{before.lstrip('-')}" if program != "redis-cli"
+                       else "REDIS_PASSWORD")
+        elif program in ("curl", "wget") and before in ("-u", "--user") and ":" in arg:
+            arg = mark(arg, arg.index(":") + 1, len(arg), "HTTP_PASSWORD")
+        elif program.startswith(("mysql", "mariadb")) and re.match(r"^-p.", arg):
+            arg = mark(arg, 2, len(arg), "MYSQL_PASSWORD")
+        else:
+            for pattern, hint in _ARGV_RULES:
+                match = pattern.search(arg)
+                if match is None:
+                    continue
+                name = hint.format(None, *match.groups(), prefix=prefix)
+                if program == "git" and hint == "{1}_PASSWORD":
+                    name = "GIT_TOKEN"
+                if hint == "{1}" and not CREDENTIAL_NAME.search(match.group(1)):
+                    continue
+                arg = mark(arg, *match.span(2), name)
+                break
+        for value, name in sorted(vars_.space.credentials.items(), key=lambda item: -len(item[0])):
+            if len(value) >= 4 and value in arg:
+                arg = arg.replace(value, f"{SENTINEL}{name}{SENTINEL}")
+        out.append(kube_expand(arg, vars_.defined, ref=lambda n: f"{SENTINEL}{n}{SENTINEL}"))
+    return out

@@ -1,0 +1,513 @@
+"""``render init-container --into WORKLOAD.yaml``: the user's own manifests with the prefect-init container in
+place of the initContainers a spec was imported from.
+
+The changes are computed once, as :class:`Changes` (what to remove, add and mount), and either applied to the
+user's document here or written as a strategic-merge patch by :mod:`prefect_init.render.kustomize`; both print
+the same manifests.
+
+Volumes: a spec writes where the initContainers it replaces wrote, usually on the user's own volumes. So the
+prefect-init container takes over the replaced containers' mounts, and a directory the spec writes that one of
+the pod's containers already mounts (at that path or above it) is written through that same mount: the app sees
+what the init container wrote on its own volume, and nothing new is mounted over it. Only a directory no
+container mounts gets a new emptyDir, shared with the app containers when a step writes there.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import posixpath
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import yaml
+
+from prefect_init.render.options import RenderOptions
+from prefect_init.render.pod import (
+    CONTAINER,
+    Doc,
+    config_map,
+    files_config_maps,
+    init_container,
+    volume_dirs,
+    volume_mounts,
+    volume_name,
+    volumes,
+)
+from prefect_init.spec.model import Spec
+from prefect_init.spec.writes import step_writes
+
+ANNOTATION = "prefect-init/spec-sha256"
+"""On the pod template: the spec's sha256. The spec lives in a ConfigMap, whose change alone restarts no pod; a
+changed annotation rolls the workload."""
+
+KIND_ALIASES = {
+    "deployment": "Deployment", "deployments": "Deployment", "deploy": "Deployment",
+    "statefulset": "StatefulSet", "statefulsets": "StatefulSet", "sts": "StatefulSet",
+    "daemonset": "DaemonSet", "daemonsets": "DaemonSet", "ds": "DaemonSet",
+    "replicaset": "ReplicaSet", "replicasets": "ReplicaSet", "rs": "ReplicaSet",
+    "job": "Job", "jobs": "Job", "cronjob": "CronJob", "cronjobs": "CronJob", "cj": "CronJob",
+    "pod": "Pod", "pods": "Pod", "po": "Pod"}
+"""``--workload KIND/NAME``: the kind as kubectl accepts it."""
+
+READ_ONLY_VOLUMES = ("configMap", "secret", "downwardAPI", "projected")
+"""Volume sources a container can never write to."""
+
+_PROVENANCE = re.compile(r"^\s*#\s*imported by prefect-init import from\s+(?P<kind>[A-Za-z]+)/(?P<name>[^\s(,]+)"
+                         r"(?:\s*\(initContainers:\s*(?P<containers>[^)]*)\))?", re.IGNORECASE)
+_PROVENANCE_LINES = 30
+"""How far from the top of a spec its provenance line is looked for."""
+
+
+class IntoError(ValueError):
+    """A problem with the workload file or the workload asked for: one line, for a person."""
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """The spec's line ``# imported by prefect-init import from KIND/NAME (initContainers: a, b)``."""
+
+    kind: str
+    name: str
+    containers: tuple[str, ...] | None
+
+
+def provenance(text: str) -> Provenance | None:
+    for line in text.splitlines()[:_PROVENANCE_LINES]:
+        match = _PROVENANCE.match(line)
+        if match:
+            names = match["containers"]
+            containers = tuple(n.strip() for n in names.split(",") if n.strip()) if names is not None else None
+            return Provenance(match["kind"], match["name"], containers or None)
+    return None
+
+
+@dataclass
+class Part:
+    """One document of the user's stream: its text as written (with the comments before it) and its data."""
+
+    raw: str
+    data: Any
+
+
+def parse_stream(text: str, where: str) -> list[Part]:
+    """The documents of a YAML stream, each with its own text, so the untouched ones are printed as written."""
+    try:
+        data = list(yaml.safe_load_all(text))
+        ends = [e.end_mark.index if e.end_mark else len(text) for e in yaml.parse(text, Loader=yaml.SafeLoader)
+                if isinstance(e, yaml.DocumentEndEvent)]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise IntoError(f"{where}{at}: not valid YAML ({problem})") from None
+    parts, start = [], 0
+    for number, (end, doc) in enumerate(zip(ends, data, strict=True)):
+        stop = len(text) if number == len(ends) - 1 else end
+        parts.append(Part(text[start:stop], doc))
+        start = stop
+    return parts
+
+
+def _significant(raw: str) -> str:
+    """The first line of ``raw`` that is not blank or a comment."""
+    return next((line for line in raw.splitlines() if line.strip() and not line.lstrip().startswith("#")), "")
+
+
+def _leading_comments(raw: str) -> str:
+    lines = []
+    for line in raw.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            break
+        lines.append(line)
+    return "\n".join(lines).strip("\n")
+
+
+def print_part(part: Part) -> str:
+    """A document as written, starting with its own ``---``."""
+    raw = part.raw.strip("\n")
+    if not raw:
+        return ""
+    first = _significant(raw)
+    if first == "---" or first.startswith("--- ") or first.startswith("%"):
+        return raw + "\n"
+    return "---\n" + raw + "\n"
+
+
+def print_changed(part: Part, doc: Doc) -> str:
+    """A changed document, re-written (its leading comments kept)."""
+    from prefect_init.render import to_yaml
+
+    comments = _leading_comments(part.raw)
+    return (comments + "\n" if comments else "") + to_yaml([doc])
+
+
+def pod_template(doc: Any) -> tuple[Doc, Doc] | None:
+    """(the pod's metadata, the pod's spec) of a workload document, or None when it has no pod template."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("spec"), dict):
+        return None
+    spec = doc["spec"]
+    if doc.get("kind") == "Pod":
+        return (doc.setdefault("metadata", {}), spec) if isinstance(spec.get("containers"), list) else None
+    if doc.get("kind") == "CronJob":
+        spec = (spec.get("jobTemplate") or {}).get("spec")
+        if not isinstance(spec, dict):
+            return None
+    template = spec.get("template")
+    if not isinstance(template, dict) or not isinstance(template.get("spec"), dict):
+        return None
+    if not isinstance(template.get("metadata"), dict):
+        template["metadata"] = {}
+    return template["metadata"], template["spec"]
+
+
+def template_path(kind: str) -> list[str]:
+    """The keys from a workload document to its pod template (``[]``: the document is the pod)."""
+    if kind == "Pod":
+        return []
+    if kind == "CronJob":
+        return ["spec", "jobTemplate", "spec", "template"]
+    return ["spec", "template"]
+
+
+def ref(doc: Any) -> str:
+    if not isinstance(doc, dict):
+        return "(not a mapping)"
+    return f"{doc.get('kind')}/{(doc.get('metadata') or {}).get('name')}"
+
+
+def parse_workload(value: str) -> tuple[str, str]:
+    """``KIND/NAME`` (the kind as kubectl spells it, any case) -> (kind, name)."""
+    kind, sep, name = value.partition("/")
+    if not sep or not kind or not name or "/" in name:
+        raise IntoError(f"--workload {value!r}: expected KIND/NAME, KIND a Deployment, StatefulSet, DaemonSet, "
+                        "ReplicaSet, Job, CronJob or Pod (e.g. --workload deployment/web)")
+    return KIND_ALIASES.get(kind.lower(), kind), name
+
+
+def select(parts: list[Part], where: str, workload: str | None, origin: Provenance | None) -> int:
+    """The index of the workload to change: ``--workload``, else the spec's provenance line, else the only one."""
+    workloads = [i for i, p in enumerate(parts) if pod_template(copy.deepcopy(p.data)) is not None]
+    listing = ", ".join(ref(parts[i].data) for i in workloads) or "none"
+    if workload is None and origin is not None:
+        workload = f"{origin.kind}/{origin.name}"
+        said = f"the spec's provenance line names {workload}"
+    else:
+        said = f"--workload {workload}"
+    if workload is None:
+        if len(workloads) == 1:
+            return workloads[0]
+        if not workloads:
+            raise IntoError(f"{where}: no workload with a pod template in it (a Deployment, StatefulSet, DaemonSet, "
+                            "Job, CronJob or Pod)")
+        raise IntoError(f"{where}: {len(workloads)} workloads ({listing}): say which with --workload KIND/NAME")
+    kind, name = parse_workload(workload)
+    for index, part in enumerate(parts):
+        if isinstance(part.data, dict) and str(part.data.get("kind")).lower() == kind.lower() and \
+                (part.data.get("metadata") or {}).get("name") == name:
+            if index not in workloads:
+                raise IntoError(f"{where}: {ref(part.data)} has no pod template (spec.template.spec) to put an init "
+                                f"container in (workloads: {listing})")
+            return index
+    raise IntoError(f"{where}: no {kind}/{name} in it ({said}; workloads: {listing})")
+
+
+@dataclass
+class Changes:
+    """What one workload's pod gets and loses."""
+
+    container: Doc
+    """The prefect-init container, whole."""
+    kept_before: list[str]
+    """initContainers that stay ahead of it."""
+    removed: list[str]
+    """initContainers it replaces."""
+    app_mounts: dict[str, list[Doc]]
+    """Per app container, the mounts it gets."""
+    volumes: list[Doc]
+    """The pod's new volumes."""
+    annotation: dict[str, str]
+    config_maps: list[Doc]
+    """The spec's ConfigMap, then ``--files``' ones."""
+    warnings: list[str] = field(default_factory=list)
+
+
+def spec_sha256(spec: Spec) -> str:
+    return hashlib.sha256(spec.text.encode()).hexdigest()
+
+
+def under(path: str, directory: str) -> bool:
+    """``path`` is ``directory`` or inside it."""
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
+
+
+def _same(a: Any, b: Any) -> bool:
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def app_dirs(spec: Spec, mounts: list[str]) -> set[str]:
+    """The spec's volume directories that a step writes into (the app reads them); the others (the status
+    file's, ``/secrets`` with no secret in it) are the init container's alone."""
+    written = [posixpath.normpath(p) for step in (spec.data or {}).get("steps", [])
+               for p, _ in step_writes(step) if posixpath.isabs(p)]
+    if spec.status_file and posixpath.isabs(spec.status_file):
+        written.append(posixpath.normpath(spec.status_file))
+    return {d for d in mounts if any(under(p, d) for p in written)}
+
+
+def compute(spec: Spec, options: RenderOptions, doc: Doc, keep_init: bool = False,
+            only: tuple[str, ...] | None = None) -> Changes:
+    """The changes that put the spec's prefect-init container into ``doc``'s pod (``doc`` is not changed).
+
+    ``only``: the initContainers to replace (the spec's provenance line), else every one that is not a sidecar
+    (``restartPolicy: Always``); with ``keep_init``, none (the prefect-init container goes first). A
+    prefect-init container already there (an earlier render) is always replaced."""
+    doc = copy.deepcopy(doc)
+    found = pod_template(doc)
+    assert found is not None
+    _, pod = found
+    where = ref(doc)
+    check_pod(pod, where)
+    inits: list[Doc] = [c for c in pod.get("initContainers") or [] if isinstance(c, dict)]
+    apps: list[Doc] = [c for c in pod.get("containers") or [] if isinstance(c, dict)]
+    names = [str(c.get("name")) for c in inits]
+    if CONTAINER in {str(c.get("name")) for c in apps}:
+        raise IntoError(f"{where}: an app container is named {CONTAINER}, the name of the init container it would "
+                        "get: rename it")
+    if only is not None:
+        missing = [n for n in only if n not in names]
+        if missing and CONTAINER not in names:  # with one there, an earlier render replaced them
+            raise IntoError(f"{where} has no initContainer {', '.join(missing)} (the spec was imported from "
+                            f"initContainers {', '.join(only)}; it has: {', '.join(names) or 'none'})")
+        sources = [c for c in inits if c.get("name") in only or c.get("name") == CONTAINER]
+    else:
+        sources = [c for c in inits if c.get("restartPolicy") != "Always" or c.get("name") == CONTAINER]
+    removed = [n for n in names if n == CONTAINER] if keep_init else [str(c.get("name")) for c in sources]
+    if keep_init:
+        kept_before: list[str] = []
+    elif removed:
+        kept_before = [n for n in names[:names.index(removed[0])] if n not in removed]
+    else:  # nothing to replace (none, or sidecars only): after them
+        kept_before = list(names)
+
+    options = replace(options, namespace=(doc.get("metadata") or {}).get("namespace"))
+    container = init_container(spec, options)
+    ours = {v["name"]: v for v in volumes(spec, options)}
+    data_dirs, _ = volume_dirs(spec)
+    shared = app_dirs(spec, data_dirs)
+    for_app = {m["mountPath"]: m for m in volume_mounts(spec, for_app=True)}
+    pod_volumes = {v.get("name"): v for v in pod.get("volumes") or [] if isinstance(v, dict)}
+    claims = {(t.get("metadata") or {}).get("name") for t in (doc.get("spec") or {}).get("volumeClaimTemplates")
+              or [] if isinstance(t, dict)} if doc.get("kind") == "StatefulSet" else set()
+    warnings: list[str] = []
+
+    # the init container's mounts, each (mount, is on a volume of ours): the spec, --files, then the replaced
+    # containers' (the spec writes where they wrote, and reads what they read), /tmp unless they had one, then
+    # each directory the spec writes: through a mount that holds it already, else on an emptyDir of ours
+    fixed = [m for m in container["volumeMounts"] if m["mountPath"] not in data_dirs]
+    mounts: list[tuple[Doc, bool]] = [(m, True) for m in fixed if m["mountPath"] != "/tmp"]
+    mounts += [(_writable(m, pod_volumes), False) if any(under(d, _path(m)) for d in data_dirs)
+               else (copy.deepcopy(m), False) for c in sources for m in c.get("volumeMounts") or []
+               if isinstance(m, dict) and isinstance(m.get("mountPath"), str)]
+    mounts += [(m, True) for m in fixed if m["mountPath"] == "/tmp"]
+    others = [*apps, *(c for c in inits if c not in sources)]
+    app_mounts: dict[str, list[Doc]] = {}
+    for directory in data_dirs:
+        held = _covering(directory, [m for m, _ in mounts])
+        if held is None:
+            for other in others:
+                held = _covering(directory, other.get("volumeMounts") or [])
+                if held is not None:
+                    mounts.append((_writable(held, pod_volumes), False))
+                    break
+        if held is not None:
+            kinds = [k for k in READ_ONLY_VOLUMES if k in pod_volumes.get(held.get("name"), {})]
+            if kinds and held.get("name") not in ours:
+                warnings.append(f"{directory}: the spec writes there, on the pod's {kinds[0]} volume "
+                                f"{held['name']} (at {held['mountPath']}), which is read-only: the step will fail")
+            continue
+        mounts.append(({"name": volume_name(directory), "mountPath": directory}, True))
+        for other in others:  # the pod's own volumes inside it stay where the spec's files land on them
+            for inner in other.get("volumeMounts") or []:
+                if isinstance(inner, dict) and isinstance(inner.get("mountPath"), str) and \
+                        _path(inner) != directory and under(_path(inner), directory):
+                    mounts.append((_writable(inner, pod_volumes), False))
+        if directory in shared:
+            for app in apps:
+                app_mounts.setdefault(str(app.get("name")), []).append(copy.deepcopy(for_app[directory]))
+
+    seen: set[str] = set()
+    unique: list[tuple[Doc, bool]] = []
+    for mount, is_ours in mounts:  # one mount per path: the first wins
+        if _path(mount) not in seen:
+            seen.add(_path(mount))
+            unique.append((mount, is_ours))
+    # our volumes, each named apart from the pod's own (the same volume from an earlier render is kept)
+    used = {m["name"] for m, is_ours in unique if is_ours} | {m["name"] for ms in app_mounts.values() for m in ms}
+    taken = set(pod_volumes) | claims
+    renamed: dict[str, str] = {}
+    added: list[Doc] = []
+    for name, volume in ours.items():
+        if name not in used or (name in pod_volumes and _same(pod_volumes[name], volume)):
+            continue
+        final, number = name, 1
+        while final in taken:
+            number += 1
+            final = f"prefect-init-{name}"[:58].rstrip("-") + (f"-{number}" if number > 2 else "")
+        taken.add(final)
+        renamed[name] = final
+        added.append({**volume, "name": final})
+    for mount in [*(m for m, is_ours in unique if is_ours), *(m for ms in app_mounts.values() for m in ms)]:
+        mount["name"] = renamed.get(mount["name"], mount["name"])
+    container["volumeMounts"] = [m for m, _ in unique]
+    env, env_from = _merged_env(container, sources)
+    container = {k: v for k, v in container.items() if k not in ("env", "envFrom", "volumeMounts")}
+    container = {"name": container.pop("name"), "image": container.pop("image"), "args": container.pop("args"),
+                 "env": env, **({"envFrom": env_from} if env_from else {}),
+                 "volumeMounts": [m for m, _ in unique], **container}
+    return Changes(container=container, kept_before=kept_before, removed=removed, app_mounts=app_mounts,
+                   volumes=added, annotation={ANNOTATION: spec_sha256(spec)},
+                   config_maps=[config_map(spec, options), *files_config_maps(spec, options)], warnings=warnings)
+
+
+def _list_of_mappings(value: Any) -> bool:
+    return value is None or (isinstance(value, list) and all(isinstance(v, dict) for v in value))
+
+
+def check_pod(pod: Doc, where: str) -> None:
+    """The parts of a pod render reads are what Kubernetes wants them to be (else one line, not a crash)."""
+    for key in ("initContainers", "containers", "volumes"):
+        if not _list_of_mappings(pod.get(key)):
+            raise IntoError(f"{where}: {key}: expected a list of mappings")
+    for container in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
+        if not isinstance(container.get("name"), str):
+            raise IntoError(f"{where}: a container without a name")
+        for key in ("volumeMounts", "env", "envFrom"):
+            if not _list_of_mappings(container.get(key)):
+                raise IntoError(f"{where}: container {container['name']}: {key}: expected a list of mappings")
+        for mount in container.get("volumeMounts") or []:
+            if not isinstance(mount.get("mountPath"), str) or not isinstance(mount.get("name"), str):
+                raise IntoError(f"{where}: container {container['name']}: a volumeMount without a name or "
+                                "mountPath")
+
+
+def _path(mount: Doc) -> str:
+    return posixpath.normpath(str(mount.get("mountPath")))
+
+
+def _covering(path: str, candidates: list[Doc]) -> Doc | None:
+    """The deepest of ``candidates`` mounted at ``path`` or above it."""
+    best = [m for m in candidates if isinstance(m, dict) and isinstance(m.get("mountPath"), str)
+            and under(path, _path(m))]
+    return max(best, key=lambda m: len(_path(m)), default=None)
+
+
+def _writable(mount: Doc, pod_volumes: dict[Any, Doc]) -> Doc:
+    """A copy of a mount of the pod's own, for the prefect-init container to write through (a volume that can
+    never be written, a ConfigMap's, stays read-only)."""
+    out = copy.deepcopy(mount)
+    if not any(k in pod_volumes.get(mount.get("name"), {}) for k in READ_ONLY_VOLUMES):
+        out.pop("readOnly", None)
+    return out
+
+
+def _merged_env(container: Doc, sources: list[Doc]) -> tuple[list[Doc], list[Doc]]:
+    """The prefect-init container's variables, then those of the containers it replaces (so ``${VAR}`` in the
+    imported spec resolve), each name once: ours win. ``envFrom``: theirs, then ours (a later source wins)."""
+    env = list(container.get("env") or [])
+    names = {e.get("name") for e in env}
+    theirs_from: list[Doc] = []
+    for source in sources:
+        for entry in source.get("env") or []:
+            if isinstance(entry, dict) and entry.get("name") not in names:
+                names.add(entry.get("name"))
+                env.append(copy.deepcopy(entry))
+        theirs_from += [copy.deepcopy(e) for e in source.get("envFrom") or [] if isinstance(e, dict)]
+    env_from: list[Doc] = []
+    for entry in [*theirs_from, *(container.get("envFrom") or [])]:
+        if not any(_same(entry, e) for e in env_from):
+            env_from.append(entry)
+    return env, env_from
+
+
+def apply(doc: Doc, changes: Changes) -> Doc:
+    """``doc`` (a copy) with the changes made."""
+    doc = copy.deepcopy(doc)
+    found = pod_template(doc)
+    assert found is not None
+    meta, pod = found
+    inits = [c for c in pod.get("initContainers") or [] if c.get("name") not in changes.removed]
+    position = len(changes.kept_before)
+    pod["initContainers"] = [*inits[:position], changes.container, *inits[position:]]
+    for app in pod.get("containers") or []:
+        for mount in changes.app_mounts.get(str(app.get("name")), []):
+            app.setdefault("volumeMounts", []).append(mount)
+    if changes.volumes:
+        pod["volumes"] = [*(pod.get("volumes") or []), *changes.volumes]
+    meta["annotations"] = {**(meta.get("annotations") or {}), **changes.annotation}
+    return doc
+
+
+@dataclass
+class Into:
+    """The result of ``--into``: the YAML stream, and what render says on stderr."""
+
+    text: str
+    warnings: list[str]
+    changes: Changes
+    workload: Doc
+
+
+def render_into(spec: Spec, options: RenderOptions, text: str, where: str, workload: str | None = None,
+                keep_init: bool = False) -> Into:
+    """The user's stream ``text`` (read from ``where``) with the spec's prefect-init container in its workload,
+    the spec's ConfigMap first, every other document as written."""
+    parts = parse_stream(text, where)
+    origin = provenance(spec.text)
+    index = select(parts, where, workload, origin)
+    doc = parts[index].data
+    only = origin.containers if origin is not None else None
+    changes = compute(spec, options, doc, keep_init, only)
+    changed = apply(doc, changes)
+    names = {(c["metadata"]["name"], c["metadata"].get("namespace")) for c in changes.config_maps}
+    out = [_stream_start(changes.config_maps)]
+    for number, part in enumerate(parts):
+        if number == index:
+            out.append(print_changed(part, changed))
+        elif isinstance(part.data, dict) and part.data.get("kind") == "ConfigMap" and (
+                (part.data.get("metadata") or {}).get("name"),
+                (part.data.get("metadata") or {}).get("namespace")) in names:
+            continue  # an earlier render's copy: replaced by the one first in the stream
+        else:
+            out.append(print_part(part))
+    return Into("".join(out), changes.warnings, changes, changed)
+
+
+def _stream_start(docs: list[Doc]) -> str:
+    from prefect_init.render import to_yaml
+
+    return to_yaml(docs)
+
+
+def unprovided_note_into(spec: Spec, options: RenderOptions, changes: Changes) -> list[str]:
+    """render's note on the variables nothing sets, counting what the prefect-init container takes over from
+    the initContainers it replaces."""
+    from prefect_init.render.env import unprovided_note
+
+    given = tuple((str(e.get("name")), "") for e in changes.container.get("env") or [])
+    sources = ("(from the replaced initContainers)",) if changes.container.get("envFrom") else ()
+    return unprovided_note(spec, replace(options, env=options.env + given,
+                                         env_from_secrets=options.env_from_secrets + sources))
+
+
+def path_warnings_into(spec: Spec, options: RenderOptions, changes: Changes) -> list[str]:
+    """render's path warnings, counting every mount of the prefect-init container (the pod's own volumes it
+    took over) as providing what a step reads under it."""
+    from prefect_init.render.files import read_warnings
+    from prefect_init.render.pod import path_warnings
+
+    own = read_warnings(spec, volume_dirs(spec)[0], options)
+    mounted = [str(m["mountPath"]) for m in changes.container["volumeMounts"]]
+    return [*(w for w in path_warnings(spec, options) if w not in own), *read_warnings(spec, mounted, options)]
