@@ -44,16 +44,18 @@ def container_env(options: RenderOptions) -> tuple[list[Doc], list[Doc]]:
     return env, env_from
 
 
+def literal_credential_env(spec: Spec, env: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> list[str]:
+    """The names of the literal values that are credentials: a variable the spec reads as one, a name like
+    ``*PASSWORD*``, or a value holding a password (a URL's, a DSN's)."""
+    wanted = credential_variables(spec.text)
+    return [key for key, value in env if key in wanted or _SECRET_NAME.search(key) or is_literal_credential(value)]
+
+
 def refused_env(spec: Spec, options: RenderOptions) -> list[str]:
     """``--env`` values that are credentials (what ``deploy`` refuses to store): each one line, no value."""
-    wanted = credential_variables(spec.text)
-    out = []
-    for key, value in options.env:
-        if key in wanted or _SECRET_NAME.search(key) or is_literal_credential(value):
-            out.append(f"render: --env {key}: a credential is not written into a manifest in the clear; put it "
-                       f"in a Secret and add --env-from-secret NAME (kubectl create secret generic NAME "
-                       f"--from-literal={key}=...)")
-    return out
+    return [f"render: --env {key}: a credential is not written into a manifest in the clear; put it in a Secret "
+            f"and add --env-from-secret NAME (kubectl create secret generic NAME --from-literal={key}=...)"
+            for key in literal_credential_env(spec, options.env)]
 
 
 def unprovided(spec: Spec, options: RenderOptions) -> list[str]:

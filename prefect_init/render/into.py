@@ -494,12 +494,19 @@ def _stream_start(docs: list[Doc]) -> str:
 def unprovided_note_into(spec: Spec, options: RenderOptions, changes: Changes) -> list[str]:
     """render's note on the variables nothing sets, counting what the prefect-init container takes over from
     the initContainers it replaces."""
-    from prefect_init.render.env import unprovided_note
+    from prefect_init.render.env import literal_credential_env, unprovided_note
 
     given = tuple((str(e.get("name")), "") for e in changes.container.get("env") or [])
     sources = ("(from the replaced initContainers)",) if changes.container.get("envFrom") else ()
-    return unprovided_note(spec, replace(options, env=options.env + given,
-                                         env_from_secrets=options.env_from_secrets + sources))
+    # a literal credential the replaced initContainers had in their env is copied as it was (refusing it would
+    # stop the move; it was in the clear before), and said: one line each, never its value
+    copied = [(str(e.get("name")), str(e["value"])) for e in changes.container.get("env") or []
+              if isinstance(e.get("value"), str)]
+    warnings = [f"warning: env {name}: a literal credential, copied from your manifest's initContainers as it was; "
+                f"put it in a Secret (kubectl create secret generic {spec.name}-init-env --from-literal={name}=...) "
+                "and give it with envFrom" for name in literal_credential_env(spec, copied)]
+    return warnings + unprovided_note(spec, replace(options, env=options.env + given,
+                                                    env_from_secrets=options.env_from_secrets + sources))
 
 
 def path_warnings_into(spec: Spec, options: RenderOptions, changes: Changes) -> list[str]:

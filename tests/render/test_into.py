@@ -231,3 +231,33 @@ def test_a_workload_imported_by_prefect_init_import_renders_into_its_file(tmp_pa
     assert "prefect-init" in [c["name"] for c in pod["initContainers"]]
     assert not set(replaced) & {c["name"] for c in pod["initContainers"]}
     assert without_changes(changed) == without_changes(before)
+
+
+def test_a_literal_credential_copied_from_the_replaced_containers_is_said_never_shown(tmp_path: Path) -> None:
+    """The replaced initContainers' env is copied as it was (it was in the clear before); a literal credential in
+    it gets one warning line naming the variable and the Secret to put it in, never the value."""
+    canary = "canary-into-5e1f-pw"
+    manifest = f"""\
+apiVersion: v1
+kind: Pod
+metadata: {{name: web}}
+spec:
+  initContainers:
+    - name: migrate
+      image: busybox
+      command: [sh, -c, "migrate"]
+      env:
+        - {{name: DATABASE_URL, value: "postgres://app:{canary}@db:5432/app"}}
+        - {{name: LOG_LEVEL, value: debug}}
+  containers:
+    - {{name: web, image: web}}
+"""
+    spec = "version: 1\nname: web\nsteps:\n  - name: migrate\n    command: [migrate, '${DATABASE_URL}']\n"
+    docs, _, stderr = into(tmp_path, "Pod", spec=spec, manifest=manifest)
+    env = {e["name"]: e.get("value") for e in pod_of(docs[1])["initContainers"][0]["env"]}
+    assert env["DATABASE_URL"] == f"postgres://app:{canary}@db:5432/app" and env["LOG_LEVEL"] == "debug"
+    warnings = [line for line in stderr.splitlines() if line.startswith("warning: env ")]
+    assert warnings == ["warning: env DATABASE_URL: a literal credential, copied from your manifest's "
+                        "initContainers as it was; put it in a Secret (kubectl create secret generic web-init-env "
+                        "--from-literal=DATABASE_URL=...) and give it with envFrom"], stderr
+    assert canary not in stderr
