@@ -428,6 +428,17 @@ def _render_into(kind: str, spec_path: str, loaded: Spec, options: Any, into: st
     except IntoError as exc:
         _err(f"render {kind}: {exc}")
         raise typer.Exit(EXIT_USAGE) from None
+    except IsADirectoryError as exc:
+        _err(f"render {kind}: {exc.filename}: is a directory, not a file: it is not replaced")
+        raise typer.Exit(EXIT_USAGE) from None
+    except (AttributeError, TypeError, KeyError, IndexError):
+        # a field of the user's file that is not of the type Kubernetes (or Compose) gives it, somewhere the checks
+        # above do not look: said in words, never as a traceback
+        what, check = (("compose file", "docker compose -f") if kind == "compose" else
+                       ("manifest", "kubectl apply --dry-run=client -f"))
+        _err(f"render {kind}: {into}: a field of this {what} is not of the type it must be (a list where a mapping "
+             f"belongs, or the reverse): check it with `{check} {into}{' config' if kind == 'compose' else ''}`")
+        raise typer.Exit(EXIT_USAGE) from None
     for warning in warnings:
         _err(f"warning: {warning}")
     if kind != "compose":

@@ -91,18 +91,35 @@ def _apply(path: Path, mode: int | None, owner: str | None, changes: list[str]) 
 
 def _apply_below(top: Path, mode: int | None, owner: str | None, changes: list[str]) -> None:
     """``mode`` and ``owner`` on every directory and file under ``top`` that differs (``-R``): one line for all
-    of them, however many (a volume may hold millions); symbolic links are not touched nor followed."""
+    of them, however many (a volume may hold millions); symbolic links are not touched nor followed. A directory
+    that cannot be read fails the step (``chown -R`` would say so too)."""
+    uid, gid = resolve_owner(owner) if owner is not None else (-1, -1)
+
+    def unreadable(exc: OSError) -> None:
+        raise StepFailed(f"{exc.filename}: cannot read it to set {what} on what it holds ({exc.strerror})")
+
+    what = " and ".join(x for x in (f"owner {owner}" if owner else "", f"mode {mode:04o}" if mode is not None
+                                    else "") if x)
     changed = 0
-    for root, dirs, files in os.walk(top):
+    for root, dirs, files in os.walk(top, onerror=unreadable):
         for name in [*dirs, *files]:
-            path = Path(root, name)
-            if not path.is_symlink():
-                done: list[str] = []
-                _apply(path, mode, owner, done)
-                changed += bool(done)
+            path = os.path.join(root, name)
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                continue
+            done = False
+            if (uid != -1 and st.st_uid != uid) or (gid != -1 and st.st_gid != gid):
+                try:
+                    os.chown(path, uid, gid, follow_symlinks=False)
+                except PermissionError:
+                    raise StepFailed(f"{path}: cannot change owner to {owner} as uid {os.getuid()} "
+                                     "(run the init container as root, or give it CAP_CHOWN)") from None
+                done = True
+            if mode is not None and stat.S_IMODE(st.st_mode) != mode:
+                os.chmod(path, mode)
+                done = True
+            changed += done
     if changed:
-        what = " and ".join(x for x in (f"owner {owner}" if owner else "", f"mode {mode:04o}" if mode is not None
-                                        else "") if x)
         changes.append(f"{what} under {top}: {changed} entr{'y' if changed == 1 else 'ies'} changed")
 
 

@@ -21,8 +21,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from prefect_init.render.env import unprovided
 from prefect_init.render.into import IntoError, app_dirs, under
 from prefect_init.render.options import APP_IMAGE_PLACEHOLDER, RenderOptions
@@ -97,12 +95,15 @@ def render_compose(spec: Spec, options: RenderOptions, spec_path: str, compose_d
     notes: list[str] = []
     if into is not None:
         where, text = into
+        from prefect_init.render.stream import StreamProblem, load_all
+
         try:
-            document = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            at = f":{mark.line + 1}" if mark is not None else ""
-            raise IntoError(f"{where}{at}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+            documents = load_all(text, where)
+        except StreamProblem as exc:
+            raise IntoError(str(exc)) from None
+        if len(documents) > 1:
+            raise IntoError(f"{where}: {len(documents)} YAML documents: a compose file is one")
+        document = documents[0] if documents else None
         if not isinstance(document, dict) or not isinstance(document.get("services"), dict) or \
                 not document["services"]:
             raise IntoError(f"{where}: not a compose file (no services: mapping)")
@@ -170,7 +171,8 @@ def render_compose(spec: Spec, options: RenderOptions, spec_path: str, compose_d
                 entry.pop("read_only", None)
             elif mount.read_only:
                 entry = ":".join(entry.split(":")[:2])
-            init_volumes.append(entry)
+            if not any((m := parse_mount(e)) is not None and m.target == mount.target for e in init_volumes):
+                init_volumes.append(entry)  # two directories under one mount: that mount once
             continue
         if directory not in shared:
             tmpfs.append(directory)

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import re
 import shlex
 from typing import Any
 
 from prefect_init.render.options import RenderOptions
-from prefect_init.spec.credentials import credential_variables, is_literal_credential
+from prefect_init.spec.credentials import CREDENTIAL_NAME, credential_variables, is_literal_credential
 from prefect_init.spec.interpolate import required_variables
 from prefect_init.spec.model import Spec
 
@@ -17,7 +16,6 @@ Doc = dict[str, Any]
 API_KEY_SECRET = {"name": "prefect-api-key", "key": "key"}
 """Where ``PREFECT_API_KEY`` comes from: ``kubectl create secret generic prefect-api-key --from-literal=key=...``."""
 DOWNWARD = (("POD_NAME", "metadata.name"), ("POD_NAMESPACE", "metadata.namespace"), ("NODE_NAME", "spec.nodeName"))
-_SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE|CREDENTIAL", re.IGNORECASE)
 
 
 def downward_env() -> list[Doc]:
@@ -48,7 +46,7 @@ def literal_credential_env(spec: Spec, env: list[tuple[str, str]] | tuple[tuple[
     """The names of the literal values that are credentials: a variable the spec reads as one, a name like
     ``*PASSWORD*``, or a value holding a password (a URL's, a DSN's)."""
     wanted = credential_variables(spec.text)
-    return [key for key, value in env if key in wanted or _SECRET_NAME.search(key) or is_literal_credential(value)]
+    return [key for key, value in env if key in wanted or CREDENTIAL_NAME.search(key) or is_literal_credential(value)]
 
 
 def refused_env(spec: Spec, options: RenderOptions) -> list[str]:

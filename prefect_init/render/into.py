@@ -94,15 +94,14 @@ class Part:
 
 def parse_stream(text: str, where: str) -> list[Part]:
     """The documents of a YAML stream, each with its own text, so the untouched ones are printed as written."""
+    from prefect_init.render.stream import StreamProblem, load_all
+
     try:
-        data = list(yaml.safe_load_all(text))
+        data = load_all(text, where)
         ends = [e.end_mark.index if e.end_mark else len(text) for e in yaml.parse(text, Loader=yaml.SafeLoader)
                 if isinstance(e, yaml.DocumentEndEvent)]
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise IntoError(f"{where}{at}: not valid YAML ({problem})") from None
+    except StreamProblem as exc:
+        raise IntoError(str(exc)) from None
     parts, start = [], 0
     for number, (end, doc) in enumerate(zip(ends, data, strict=True)):
         stop = len(text) if number == len(ends) - 1 else end
@@ -119,6 +118,8 @@ def _significant(raw: str) -> str:
 def _leading_comments(raw: str) -> str:
     lines = []
     for line in raw.splitlines():
+        if line.strip() == "---" or line.startswith("--- "):  # the document's start: its comments may follow
+            continue
         if line.strip() and not line.lstrip().startswith("#"):
             break
         lines.append(line)

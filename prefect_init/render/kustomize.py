@@ -130,7 +130,8 @@ def build(spec: Spec, options: RenderOptions, spec_path: str, workload_path: Pat
         if copy_name in (KUSTOMIZATION, PATCH, FILES, resource):
             copy_name = "init.yaml" if copy_name != "init.yaml" else "prefect-init-spec.yaml"
         target = directory / copy_name
-        if target.exists() and not ours and target.read_text(errors="replace") != spec.text:
+        earlier = _earlier_copy(existing) if ours else None
+        if target.exists() and earlier != copy_name and target.read_text(errors="replace") != spec.text:
             raise IntoError(f"-o {directory}: {target} is there and is not this spec: it is not replaced; choose "
                             "another directory")
         files[copy_name] = spec.text
@@ -154,6 +155,19 @@ def build(spec: Spec, options: RenderOptions, spec_path: str, workload_path: Pat
         if (directory / name).is_dir():
             raise IntoError(f"-o {directory}: {directory / name} is a directory: it is not replaced")
     return Kustomization(files, changes.warnings, changes)
+
+
+def _earlier_copy(kustomization: Path) -> str | None:
+    """The spec's copy that an earlier ``render kustomize`` wrote in DIR (its configMapGenerator's file): the only
+    file of that name it may replace; any other is the user's."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(kustomization.read_text(errors="replace"))
+        entry = str(data["configMapGenerator"][0]["files"][0])
+    except (yaml.YAMLError, KeyError, IndexError, TypeError):
+        return None
+    return entry.partition("=")[2] or None
 
 
 def write(directory: Path, files: dict[str, str]) -> None:

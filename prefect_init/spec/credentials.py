@@ -17,6 +17,11 @@ from prefect_init.spec.source import Path_, SourceMap, load_yaml
 
 _URL_PASSWORD = re.compile(r"://[^/@:\s]*:([^@/\s]+)@")
 _DSN_PASSWORD = re.compile(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+CREDENTIAL_NAME = re.compile(r"PASSWORD|PASSWD|PASSPHRASE|(^|_)PASS($|_)|(^|_)PWD($|_)|(^|_)PAT($|_)|SECRET|TOKEN|"
+                             r"API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|PRIVATE|CREDENTIAL|(^|_)KEY($|_)|(^|_)AUTH($|_)",
+                             re.IGNORECASE)
+"""A variable's name that says it holds a credential (``DB_PASSWORD``, ``REDIS_PASS``, ``GH_PAT``, ``APP_KEY``,
+``BASIC_AUTH``): its literal value is kept out of specs and manifests (``import``, ``render --env``, ``--into``)."""
 _SECRET_KEYS = ("password", "secret_id")
 _SECRET_MAPS = ("headers", "env")
 

@@ -2,10 +2,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
+import subprocess
+import tempfile
 from pathlib import Path
 
-from tests.helpers import run_cli, write_spec
+import pytest
+
+from tests.helpers import CLI, clean_env, run_cli, write_spec
 
 
 def _mode(p: Path) -> int:
@@ -126,3 +131,35 @@ def test_recursive_sets_owner_and_mode_on_what_the_directory_already_holds(tmp_p
     assert f"mode 0770 under {volume}: 3 entries changed" in first.stderr, first.stderr
     second = run_cli("run", str(spec))
     assert second.code == 0 and "already in place" in second.stderr, second.stderr
+
+
+def test_recursive_fails_on_a_directory_it_cannot_read() -> None:
+    """`chown -R` says so when it cannot read a directory; so does the step, instead of a silent success. Run as
+    a user who owns the volume but not a directory in it that only root may read (root reads everything)."""
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root (to make a directory only root reads) and setpriv")
+    work = Path(tempfile.mkdtemp(prefix="prefect-init-unreadable-"))
+    try:
+        os.chmod(work, 0o755)
+        volume = work / "volume"
+        (volume / "locked" / "inner").mkdir(parents=True)
+        (volume / "open").mkdir()
+        os.chmod(volume / "locked", 0o750)  # root's, already the mode wanted: the step's user cannot list it
+        os.chown(volume, 65534, 65534)
+        os.chown(volume / "open", 65534, 65534)
+        spec = write_spec(work, """
+            version: 1
+            name: unreadable
+            steps:
+              - name: own
+                retries: 0
+                files:
+                  dirs: [{path: volume, mode: "0750", recursive: true}]
+        """)
+        proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *CLI, "run",
+                               str(spec)], capture_output=True, text=True, cwd=work, timeout=60, env=clean_env())
+        assert proc.returncode == 1, proc.stderr
+        assert f"{volume / 'locked'}: cannot read it to set mode 0750 on what it holds (Permission denied)" in \
+            proc.stderr, proc.stderr
+    finally:
+        shutil.rmtree(work)

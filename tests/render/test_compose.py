@@ -100,6 +100,23 @@ def test_into_adds_the_init_service_and_changes_nothing_else(tmp_path: Path) -> 
     assert again == out  # rendering into its own output changes nothing
 
 
+def test_two_directories_under_one_mount_mount_it_once(tmp_path: Path) -> None:
+    """/data/uploads and /data/cache both under web's uploads:/data: the init service mounts it once (compose
+    refuses two mounts at one path)."""
+    spec = SPEC.replace('dirs: [{path: /data/uploads, mode: "0770", owner: "1000:1000"}]',
+                        'dirs: [{path: /data/uploads, mode: "0770"}, {path: /data/cache, mode: "0700"}]')
+    assert spec != SPEC
+    (tmp_path / "deploy").mkdir()
+    (tmp_path / "deploy" / "init.yaml").write_text(spec)
+    (tmp_path / "compose.yaml").write_text(COMPOSE)
+    result = run_cli("render", "compose", str(tmp_path / "deploy" / "init.yaml"), "--image", IMAGE, "--into",
+                     str(tmp_path / "compose.yaml"))
+    assert result.code == 0, result.output
+    volumes = yaml.safe_load(result.stdout)["services"]["shop-init"]["volumes"]
+    targets = [str(v).split(":")[1] for v in volumes]
+    assert targets.count("/data") == 1 and len(targets) == len(set(targets)), volumes
+
+
 def test_service_chooses_who_waits(tmp_path: Path) -> None:
     out, err = render(tmp_path, "--service", "worker")
     assert "depends_on" not in out["services"]["db"]

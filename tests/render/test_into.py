@@ -261,3 +261,44 @@ spec:
                         "initContainers as it was; put it in a Secret (kubectl create secret generic web-init-env "
                         "--from-literal=DATABASE_URL=...) and give it with envFrom"], stderr
     assert canary not in stderr
+
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+    f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+    for i in range(8))
+"""A "billion laughs": ten to the ninth x's from a few hundred bytes."""
+
+
+@pytest.mark.parametrize("kind", ["init-container", "compose"])
+def test_a_yaml_bomb_into_is_refused_in_one_line(tmp_path: Path, kind: str) -> None:
+    (tmp_path / "init.yaml").write_text(SPEC_PLAIN)
+    (tmp_path / "bomb.yaml").write_text(BOMB)
+    result = run_cli("render", kind, str(tmp_path / "init.yaml"), "--image", IMAGE, "--into",
+                     str(tmp_path / "bomb.yaml"), timeout=30)
+    assert result.code == 2, result.output
+    assert result.stderr.splitlines() == [
+        f"render {kind}: {tmp_path / 'bomb.yaml'}: refused: its aliases expand it by more than 1,000,000 values"]
+
+
+def test_the_changed_documents_comments_after_its_start_are_kept(tmp_path: Path) -> None:
+    manifest = "# the app\n---\n# before deployment\n" + workload("Deployment")
+    _, stdout, _ = into(tmp_path, "Deployment", manifest=manifest, spec=SPEC_PLAIN)
+    assert "# the app\n" in stdout and "# before deployment\n" in stdout, stdout[:400]
+
+
+@pytest.mark.parametrize(("kind", "text"), [
+    ("init-container", "apiVersion: v1\nkind: Pod\nmetadata: [a]\nspec: {containers: [{name: a, image: b}]}\n"),
+    ("init-container", "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: c}\nspec: {jobTemplate: [1]}\n"),
+    ("init-container", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: w}\nspec: {template: {metadata: "
+                       "{annotations: [x]}, spec: {containers: [{name: a, image: b}]}}}\n"),
+    ("compose", "services:\n  web:\n"),
+])
+def test_a_field_of_the_wrong_type_is_one_line_and_exit_2(tmp_path: Path, kind: str, text: str) -> None:
+    (tmp_path / "init.yaml").write_text(SPEC_PLAIN)
+    (tmp_path / "mine.yaml").write_text(text)
+    result = run_cli("render", kind, str(tmp_path / "init.yaml"), "--image", IMAGE, "--into",
+                     str(tmp_path / "mine.yaml"))
+    assert result.code == 2, result.output
+    assert len(result.stderr.splitlines()) == 1 and "is not of the type it must be" in result.stderr, result.stderr
+    assert "Traceback" not in result.output and "internal error" not in result.output

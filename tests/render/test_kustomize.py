@@ -103,6 +103,34 @@ def test_the_spec_in_the_directory_is_used_in_place(tmp_path: Path) -> None:
     assert kustomization["configMapGenerator"][0]["files"] == ["init.yaml=specs/web-init.yaml"]
 
 
+def test_a_second_render_replaces_its_own_copy_of_the_spec_and_no_other_file(tmp_path: Path) -> None:
+    """The first render copies notes.yaml (the spec) into DIR; the second, of another spec also named notes.yaml,
+    may replace that copy. A third, after the user wrote their own notes.yaml where a spec copy of another name
+    (init.yaml) was, does not replace the user's file."""
+    directory, elsewhere = tmp_path / "k8s", tmp_path / "specs"
+    directory.mkdir()
+    elsewhere.mkdir()
+    (directory / "web.yaml").write_text(workload("Deployment"))
+    spec = elsewhere / "notes.yaml"
+    spec.write_text(SPEC_PLAIN)
+    args = ("--image", IMAGE, "--into", str(directory / "web.yaml"), "-o", str(directory))
+    assert run_cli("render", "kustomize", str(spec), *args).code == 0
+    assert (directory / "notes.yaml").read_text() == SPEC_PLAIN
+    spec.write_text(SPEC_PLAIN.replace("mode: \"0755\"", "mode: \"0750\""))
+    assert spec.read_text() != SPEC_PLAIN
+    again = run_cli("render", "kustomize", str(spec), *args)
+    assert again.code == 0, again.stderr
+    assert (directory / "notes.yaml").read_text() == spec.read_text()
+    other = elsewhere / "init.yaml"
+    other.write_text(SPEC_PLAIN)
+    assert run_cli("render", "kustomize", str(other), *args).code == 0  # its copy: init.yaml
+    (directory / "notes.yaml").write_text("my own notes\n")
+    spec.write_text(SPEC_PLAIN)
+    refused = run_cli("render", "kustomize", str(spec), *args)
+    assert refused.code == 2 and "notes.yaml is there and is not this spec" in refused.stderr, refused.output
+    assert (directory / "notes.yaml").read_text() == "my own notes\n"
+
+
 @pytest.mark.parametrize(("setup", "args", "message"), [
     ("outside", (), "kustomize reads only files in or below the kustomization's directory"),
     ("foreign", (), "was not written by prefect-init"),
