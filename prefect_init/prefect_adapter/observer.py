@@ -388,6 +388,11 @@ class Observer:
         last. The slower the API, the larger the batches, the fewer the requests."""
         interval = self.heartbeat_seconds
         next_beat = time.monotonic()
+        if self.owns_flow_run:
+            # the flow run's Running state (queued first by start) before the first heartbeat, as Prefect's engine
+            # orders them: the zombie automation waits, after a heartbeat, for the next prefect.flow-run.* event,
+            # and a Running event after the first heartbeat would end that wait before a lost pod's silence began
+            self._send_each([self.queue.get()])
         while True:
             if interval and time.monotonic() >= next_beat:
                 self._heartbeat()
