@@ -18,12 +18,12 @@ import copy
 import hashlib
 import json
 import posixpath
-import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
 
+from prefect_init.render.importer.manifest import SHORT_KINDS
 from prefect_init.render.options import RenderOptions
 from prefect_init.render.pod import (
     CONTAINER,
@@ -43,23 +43,8 @@ ANNOTATION = "prefect-init/spec-sha256"
 """On the pod template: the spec's sha256. The spec lives in a ConfigMap, whose change alone restarts no pod; a
 changed annotation rolls the workload."""
 
-KIND_ALIASES = {
-    "deployment": "Deployment", "deployments": "Deployment", "deploy": "Deployment",
-    "statefulset": "StatefulSet", "statefulsets": "StatefulSet", "sts": "StatefulSet",
-    "daemonset": "DaemonSet", "daemonsets": "DaemonSet", "ds": "DaemonSet",
-    "replicaset": "ReplicaSet", "replicasets": "ReplicaSet", "rs": "ReplicaSet",
-    "job": "Job", "jobs": "Job", "cronjob": "CronJob", "cronjobs": "CronJob", "cj": "CronJob",
-    "pod": "Pod", "pods": "Pod", "po": "Pod"}
-"""``--workload KIND/NAME``: the kind as kubectl accepts it."""
-
 READ_ONLY_VOLUMES = ("configMap", "secret", "downwardAPI", "projected")
 """Volume sources a container can never write to."""
-
-_PROVENANCE = re.compile(r"^\s*#\s*imported by prefect-init import from\s+(?P<kind>[A-Za-z]+)/(?P<name>[^\s(,]+)"
-                         r"(?:\s*\(initContainers:\s*(?P<containers>[^)]*)\))?", re.IGNORECASE)
-_PROVENANCE_LINES = 30
-"""How far from the top of a spec its provenance line is looked for."""
-
 
 class IntoError(ValueError):
     """A problem with the workload file or the workload asked for: one line, for a person."""
@@ -75,13 +60,14 @@ class Provenance:
 
 
 def provenance(text: str) -> Provenance | None:
-    for line in text.splitlines()[:_PROVENANCE_LINES]:
-        match = _PROVENANCE.match(line)
-        if match:
-            names = match["containers"]
-            containers = tuple(n.strip() for n in names.split(",") if n.strip()) if names is not None else None
-            return Provenance(match["kind"], match["name"], containers or None)
-    return None
+    """The spec's provenance line, as ``prefect-init import`` writes it (the importer's one reader of it)."""
+    from prefect_init.render.importer import parse_provenance
+
+    found = parse_provenance(text)
+    if found is None:
+        return None
+    kind, name, containers = found
+    return Provenance(kind, name, tuple(containers) or None)
 
 
 @dataclass
@@ -185,7 +171,7 @@ def parse_workload(value: str) -> tuple[str, str]:
     if not sep or not kind or not name or "/" in name:
         raise IntoError(f"--workload {value!r}: expected KIND/NAME, KIND a Deployment, StatefulSet, DaemonSet, "
                         "ReplicaSet, Job, CronJob or Pod (e.g. --workload deployment/web)")
-    return KIND_ALIASES.get(kind.lower(), kind), name
+    return SHORT_KINDS.get(kind.lower(), kind), name
 
 
 def select(parts: list[Part], where: str, workload: str | None, origin: Provenance | None) -> int:

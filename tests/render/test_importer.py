@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import socket
 import stat
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from prefect_init.render.importer import ContainerResult, import_workload, init_containers_env, parse_provenance
+from prefect_init.render.importer import ContainerResult, import_workload, parse_provenance
 from prefect_init.render.importer.manifest import workloads
 from prefect_init.spec.credentials import literal_credentials
 from tests.helpers import clean_env, run_cli
@@ -180,6 +181,62 @@ def test_literal_credentials_become_variables_and_their_values_are_written_nowhe
                                f"PGPASSWORD={CANARIES[3]}\n")
 
 
+USED = "c4n4ry-used-Qm38"
+"""A literal env value whose variable's name says nothing of a credential (or only ``PASS``, ``PWD``, ``PAT``), used
+where a credential goes."""
+
+
+@pytest.mark.parametrize(("env", "command", "references"), [
+    pytest.param({"REDIS_PASS": USED}, ["sh", "-c", "until redis-cli -h redis -a $REDIS_PASS ping; do sleep 1; done"],
+                 ["redis: redis://:${REDIS_PASS}@redis:6379/0"], id="redis-cli -a"),
+    pytest.param({"TOK": USED},
+                 ["sh", "-c", 'until curl -fsS -H "Authorization: Bearer $TOK" http://api/health; do sleep 1; done'],
+                 ["Authorization: Bearer ${TOK}"], id="a bearer header"),
+    pytest.param({"GH_PAT": USED}, ["sh", "-c", "git clone https://ci:$GH_PAT@github.com/acme/app.git /repo"],
+                 ["password: ${GH_PAT}"], id="a git URL's password"),
+    pytest.param({"MYSQL_PWD": USED, "DB_PASS": USED + "-2"},
+                 ["sh", "-c", "mysql -h db -u app -e 'select 1' app | tail -1"],
+                 ["MYSQL_PWD: ${MYSQL_PWD}", "DB_PASS: ${DB_PASS}"], id="a command step's env"),
+    # a name that says nothing: where it is used says it
+    pytest.param({"RW": USED}, ["sh", "-c", "until redis-cli -h redis -a $RW ping; do sleep 1; done"],
+                 ["redis: redis://:${RW}@redis:6379/0"], id="redis-cli -a, any name"),
+    pytest.param({"GHX": USED}, ["sh", "-c", "git clone https://ci:$GHX@github.com/acme/app.git /repo"],
+                 ["password: ${GHX}"], id="a git URL's password, any name"),
+    pytest.param({"V1": USED}, ["sh", "-c", "mysql -h db -u app -p$V1 -e 'select 1' | tail -1"], ["V1: ${V1}"],
+                 id="mysql -p in a command step"),
+    pytest.param({"V2": USED}, ["redis-cli", "-a", "$(V2)", "info"], ["V2: ${V2}"], id="an argv's $(VAR)"),
+    pytest.param({"V3": USED, "DATABASE_URL": "postgres://app:$(V3)@db:5432/app"},
+                 ["sh", "-c", "./migrate.sh | tee /tmp/log"], ["DATABASE_URL: postgres://app:${V3}@db:5432/app"],
+                 id="a URL's password in the env"),
+    # found once the spec is begun: an earlier container's step read it, or only the wait's header says it
+    pytest.param({"V4": USED}, ["sh", "-c", "./seed.sh $V4 | tee /tmp/log"],
+                 ["V4: ${V4}", "Authorization: Bearer ${V4}"], id="an earlier container's command step"),
+    pytest.param({"V5": USED}, ["sh", "-c", 'until curl -fsS -H "X-Request-Token: $V5" http://api/; do sleep 1; done'],
+                 ["X-Request-Token: ${V5}"], id="a token header of any name"),
+])
+def test_a_literal_used_as_a_credential_is_a_credential(env: dict[str, str], command: list[str],
+                                                          references: list[str], tmp_path: Path) -> None:
+    containers = [{"name": "init", "image": "alpine/git:2.43.0",
+                   "env": [{"name": k, "value": v} for k, v in env.items()], "command": command}]
+    if "Authorization: Bearer ${V4}" in references:  # then a container that uses it as a credential
+        wait = 'until curl -fsS -H "Authorization: Bearer $V4" http://api/; do sleep 1; done'
+        containers.append({**containers[0], "name": "wait", "command": ["sh", "-c", wait]})
+    manifest = _manifest(tmp_path, containers)
+    result = run_cli("import", str(manifest))
+    assert result.code == 0, result.output
+    text = result.stdout
+    # positive control: the canary is in the manifest, and the spec refers to the variable that holds it
+    assert USED in manifest.read_text()
+    for reference in references:
+        assert reference in text, (reference, text)
+    names = [name for name, value in env.items() if USED in value and "$(" not in value]
+    for name in names:
+        assert "${" + name + ":-" not in text, name
+        assert f"--from-literal={name}=..." in result.stderr.replace("\n    ", " "), result.stderr
+    assert USED not in text and USED not in result.stdout and USED not in result.stderr
+    assert literal_credentials(text, "init.yaml") == []
+
+
 def test_an_imported_wait_and_files_steps_do_what_the_script_did(tmp_path: Path) -> None:
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
@@ -202,6 +259,64 @@ def test_an_imported_wait_and_files_steps_do_what_the_script_did(tmp_path: Path)
     assert stat.S_IMODE(os.stat(data / "uploads").st_mode) == 0o750
     assert (data / "uploads" / "flag").read_text() == "ready\n"
     assert (data / "count").read_text().strip() == "1"
+
+
+def test_repeated_files_ops_end_as_the_script_left_them(tmp_path: Path) -> None:
+    script = ("mkdir -p {d}/sub && touch {d}/a.log {d}/sub/c.log && chmod 755 {d} && chmod -R 700 {d} && "
+              "chmod 750 {d} && touch {d}/b.log && chmod 604 {d}/b.log && chmod -R 711 {d}/sub && chmod 705 {d}/sub")
+    by_shell, by_spec = tmp_path / "shell" / "d", tmp_path / "spec" / "d"
+    by_shell.parent.mkdir()
+    subprocess.run(["sh", "-c", script.format(d=by_shell)], check=True)
+    manifest = _manifest(tmp_path, [{"name": "perms", "image": "busybox:1.36",
+                                     "command": ["sh", "-c", script.format(d=by_spec)]}])
+    spec = tmp_path / "init.yaml"
+    assert run_cli("import", str(manifest), "-o", str(spec)).code == 0
+    kinds = [next(k for k in ("files", "command") if k in s) for s in _steps(spec.read_text()).values()]
+    assert kinds == ["files"]
+    run = run_cli("run", str(spec), "--local")
+    assert run.code == 0, run.output
+
+    def modes(top: Path) -> dict[str, str]:
+        return {str(p.relative_to(top)): oct(stat.S_IMODE(p.stat().st_mode)) for p in [top, *top.rglob("*")]}
+
+    assert modes(by_spec) == modes(by_shell) == {".": "0o750", "sub": "0o705", "a.log": "0o700", "sub/c.log": "0o711",
+                                                 "b.log": "0o604"}
+
+
+BAD_INPUTS = [
+    ({"kind": "CronJob", "spec": {"jobTemplate": [1]}}, "CronJob/web: spec.jobTemplate: expected a mapping"),
+    ({"container": {"envFrom": [{"secretRef": [1]}]}},
+     "Deployment/web: spec.template.spec.initContainers[0].envFrom[0].secretRef: expected a mapping"),
+    ({"container": {"volumeMounts": [{"name": ["data"], "mountPath": "/data"}]}},
+     "Deployment/web: spec.template.spec.initContainers[0].volumeMounts[0].name: expected a string"),
+    ({"container": {"env": {"A": "b"}}}, "Deployment/web: spec.template.spec.initContainers[0].env: expected a list"),
+    ({"container": {"env": [{"name": "A", "valueFrom": {"secretKeyRef": "db"}}]}},
+     "Deployment/web: spec.template.spec.initContainers[0].env[0].valueFrom.secretKeyRef: expected a mapping"),
+    ({"container": {"env": [{"name": 7, "value": "x"}]}},
+     "Deployment/web: spec.template.spec.initContainers[0].env[0].name: expected a string"),
+    ({"container": {"image": ["busybox"]}},
+     "Deployment/web: spec.template.spec.initContainers[0].image: expected a string"),
+    ({"pod": {"volumes": [{"name": ["data"], "emptyDir": {}}]}},
+     "Deployment/web: spec.template.spec.volumes[0].name: expected a string"),
+    ({"pod": {"initContainers": {"wait": 1}}}, "Deployment/web: spec.template.spec.initContainers: expected a list"),
+    ({"kind": "Pod", "spec": {"initContainers": [{"name": "w", "envFrom": [{"configMapRef": "x"}]}]}},
+     "Pod/web: spec.initContainers[0].envFrom[0].configMapRef: expected a mapping"),
+]
+
+
+@pytest.mark.parametrize(("change", "words"), BAD_INPUTS, ids=[words.split(": ", 1)[1] for _, words in BAD_INPUTS])
+def test_a_badly_typed_manifest_is_one_line_exit_2(change: dict[str, Any], words: str, tmp_path: Path) -> None:
+    container = {"name": "wait", "image": "busybox:1.36", **change.get("container", {}),
+                 "command": ["sh", "-c", "until nc -z db 5432; do sleep 1; done"]}
+    pod = {"initContainers": [container], "containers": [{"name": "app", "image": "app:1.0"}], **change.get("pod", {})}
+    doc = {"apiVersion": "v1", "kind": change.get("kind", "Deployment"), "metadata": {"name": "web"},
+           "spec": change.get("spec", {"template": {"spec": pod}})}
+    manifest = tmp_path / "bad.yaml"
+    manifest.write_text(yaml.safe_dump(doc, sort_keys=False))
+    result = run_cli("import", str(manifest))
+    assert result.code == 2 and result.stdout == "", result.output
+    assert result.stderr == f"import: {words}\n", result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
 
 
 @pytest.mark.parametrize("script", [
@@ -229,13 +344,21 @@ def test_a_script_that_goes_on_after_a_failure_is_not_split(tmp_path: Path) -> N
     assert [s.get("command") for s in _steps(with_errexit.spec_text).values()][1] == ["sh", "-ec", "./seed.sh"]
 
 
-def test_init_containers_env_is_what_the_manifest_gives() -> None:
-    env, env_from = init_containers_env((CORPUS / "envfrom-app.yaml").read_text())
-    assert env == [] and env_from == [{"secretRef": {"name": "ledger-db"}}, {"configMapRef": {"name": "ledger-config"}}]
-    env, _ = init_containers_env((CORPUS / "migrations.yaml").read_text())
-    assert [e["name"] for e in env] == ["DB_PASSWORD", "DATABASE_URL", "DJANGO_SETTINGS_MODULE", "POSTGRES_URL"]
+def test_the_spec_reads_the_variables_by_their_names_in_the_manifest() -> None:
     spec = import_workload((CORPUS / "migrations.yaml").read_text()).spec_text
-    assert "${DB_PASSWORD}" in spec and "${POSTGRES_URL}" in spec  # the spec reads them by the same names
+    assert "${DB_PASSWORD}" in spec and "${POSTGRES_URL}" in spec  # render --into copies the env as it is
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("# yaml-language-server: $schema=x\n# imported by prefect-init import from Deployment/web "
+     "(initContainers: perms, config)\nversion: 1\n", ("Deployment", "web", ["perms", "config"])),
+    ("\n".join(["# a comment"] * 20) + "\n  #  Imported by prefect-init import from  Job/seed\n",
+     ("Job", "seed", [])),
+    ("version: 1\nname: web\n", None),
+    ("\n".join(["# a comment"] * 30) + "\n# imported by prefect-init import from Pod/p (initContainers: a)\n", None),
+])
+def test_the_provenance_line_is_read_as_written_by_hand_too(text: str, expected: Any) -> None:
+    assert parse_provenance(text) == expected
 
 
 def test_several_workloads_without_workload_is_one_line_exit_2() -> None:
@@ -296,3 +419,29 @@ def test_native_sidecars_are_left_out(tmp_path: Path) -> None:
     assert imported.init_containers == ["wait"] and list(_steps(imported.spec_text)) == ["wait"]
     assert "(initContainers: wait)" in imported.spec_text.splitlines()[1]
     assert any('"proxy": a sidecar' in note for note in imported.notes)
+
+
+def test_a_variable_set_nowhere_is_one_the_init_container_must_be_given(tmp_path: Path) -> None:
+    """`until nc -z $DB_HOST 5432` with DB_HOST in no env: the shell read it as empty, which no wait target takes;
+    the spec reads ${DB_HOST} and says it must be given, and it passes check."""
+    manifest = tmp_path / "w.yaml"
+    manifest.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  initContainers:\n"
+                        "    - name: wait\n      image: busybox\n"
+                        "      command: [sh, -c, 'until nc -z $DB_HOST 5432; do sleep 2; done']\n"
+                        "  containers: [{name: a, image: b}]\n")
+    result = run_cli("import", str(manifest), "-o", str(tmp_path / "init.yaml"))
+    assert result.code == 0, result.output
+    assert _steps((tmp_path / "init.yaml").read_text())["wait"]["wait"] == [{"tcp": "${DB_HOST}:5432"}]
+    assert "DB_HOST: set nowhere in the manifest" in result.stderr, result.stderr
+    assert run_cli("check", str(tmp_path / "init.yaml"), "--unset-ok").code == 0
+
+
+def test_a_yaml_bomb_is_refused_in_one_line(tmp_path: Path) -> None:
+    from tests.render.test_into import BOMB
+
+    (tmp_path / "bomb.yaml").write_text(BOMB)
+    result = run_cli("import", str(tmp_path / "bomb.yaml"), timeout=30)
+    assert result.code == 2, result.output
+    assert result.stderr.splitlines() == [
+        f"import: {tmp_path / 'bomb.yaml'}: refused: its aliases expand it by more than 1,000,000 values"], \
+        result.stderr

@@ -33,6 +33,7 @@ from prefect_init.render.importer.manifest import Container, ImportProblem, Work
 from prefect_init.render.importer.recognise import (
     CdPart,
     ConfigPart,
+    FileOp,
     FilesPart,
     GitPart,
     GitRefPart,
@@ -51,7 +52,7 @@ from prefect_init.render.importer.shell import programs as script_programs
 from prefect_init.render.importer.variables import SENTINEL, Vars, Workspace, scrub, scrub_argv
 
 __all__ = ["PROVENANCE", "SCHEMA_LINE", "ContainerResult", "ImportProblem", "Imported", "import_workload",
-           "init_containers_env"]
+           "parse_provenance"]
 
 Doc = dict[str, Any]
 
@@ -59,7 +60,10 @@ SCHEMA_LINE = "# yaml-language-server: $schema=prefect-init.schema.json"
 """The editor's schema line (``prefect-init schema > prefect-init.schema.json`` beside the spec)."""
 PROVENANCE = "# imported by prefect-init import from {kind}/{name} (initContainers: {containers})"
 """The second line of an imported spec; ``render --into`` may parse it (:func:`parse_provenance`)."""
-_PROVENANCE = re.compile(r"^# imported by prefect-init import from ([A-Za-z]+)/(\S+) \(initContainers: (.*)\)$")
+_PROVENANCE = re.compile(r"^\s*#\s*imported by prefect-init import from\s+(?P<kind>[A-Za-z]+)/(?P<name>[^\s(,]+)"
+                         r"(?:\s*\(initContainers:\s*(?P<containers>[^)]*)\))?", re.IGNORECASE)
+PROVENANCE_LINES = 30
+"""How far from the top of a spec :func:`parse_provenance` looks for the provenance line."""
 LONG_TIMEOUT = "30m"
 """The timeout of a command or migration step: an initContainer has no time limit; a build or a migration may
 outlast the spec's default 5 minutes."""
@@ -96,13 +100,8 @@ class Imported:
     init_containers: list[str]
     missing_programs: list[str]
     containers: list[ContainerResult]
-    env: list[Doc]
-    """The initContainers' ``env`` entries (once per name, the first kept), as the manifest has them."""
-    env_from: list[Doc]
     dockerfile: list[str]
     """A Dockerfile for an init image with :attr:`missing_programs` (empty when none is missing)."""
-    variables: dict[str, str] = field(default_factory=dict)
-    """The variables the spec reads without a default, by name: where each comes from, in words."""
 
 
 @dataclass
@@ -460,35 +459,66 @@ class _Container:
 _FILE_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,5}$")
 
 
+def _under(path: str, top: str) -> bool:
+    """``path`` is ``top`` or in it."""
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
+def _meets(entry: dict[str, Any], op: FileOp) -> bool:
+    """Whether ``entry`` acts on what ``op`` acts on (its path; under it, ``-R``; above it, an entry's ``-R``): an
+    op after it cannot join an entry before it. A path with a variable may be anywhere: it meets every ``-R``."""
+    path, unknown = entry["path"], "${" in entry["path"] or "${" in op.path
+    return path == op.path or (bool(entry.get("recursive")) and (unknown or _under(op.path, path))) or (
+        op.recursive and (unknown or _under(path, op.path)))
+
+
+_ATTRIBUTES = ("mode", "owner", "content")
+
+
 def _files_body(draft: Draft, mounts: set[str]) -> dict[str, Any]:
-    # one entry per path, and one more where -R applies (`chown 1001 /d; chmod -R 777 /d`: the owner on /d alone,
-    # the mode on all it holds): the files step applies them in order, as the script did
-    entries: dict[tuple[str, bool], dict[str, Any]] = {}
+    # the entries in the script's order, so that applying them in turn gives what the script left: an op joins the
+    # last entry of its path when that is of its kind (with -R or without) and nothing after it acts on the same
+    # paths, else it is a new entry at the end (`chmod 755 /d; chmod -R 700 /d; chmod 750 /d`: /d ends 0750, all
+    # it holds 0700)
+    entries: list[dict[str, Any]] = []
     types: dict[str, bool | None] = {}
     for op in draft.body["ops"]:
-        plain = entries.get((op.path, False))
-        if op.recursive and plain == {"path": op.path}:  # `mkdir -p /d; chown -R 1001 /d`: one entry, in place
-            entries = {(op.path, True) if key == (op.path, False) else key: value for key, value in entries.items()}
-        entry = entries.setdefault((op.path, op.recursive), {"path": op.path})
+        last = next((i for i in range(len(entries) - 1, -1, -1) if entries[i]["path"] == op.path), None)
+        entry: dict[str, Any] | None = None
+        if last is not None and not any(_meets(e, op) for e in entries[last + 1:]) and (
+                bool(entries[last].get("recursive")) == op.recursive
+                or (op.recursive and entries[last] == {"path": op.path})):  # `mkdir -p /d; chown -R 1 /d`: one entry
+            entry = entries[last]
+        if entry is None:
+            entry = {"path": op.path}
+            entries.append(entry)
         if op.is_dir is not None:
             types[op.path] = op.is_dir
-        for key in ("mode", "owner", "content"):
+        for key in _ATTRIBUTES:
             if getattr(op, key) is not None:
                 entry[key] = getattr(op, key)
         if op.recursive:
             entry.pop("recursive", None)
             entry["recursive"] = True
             types[op.path] = True  # chmod -R / chown -R of a file is its own mode or owner: a directory here
-    dirs: list[dict[str, Any]] = []
-    files: list[dict[str, Any]] = []
     guessed: list[str] = []
-    for (path, _), entry in entries.items():
-        is_dir = types.get(path)
-        if is_dir is None:
-            is_dir = path in mounts or not _FILE_SUFFIX.search(path.rsplit("/", 1)[-1])
+    for path in dict.fromkeys(e["path"] for e in entries):
+        if types.get(path) is None:
+            types[path] = path in mounts or not _FILE_SUFFIX.search(path.rsplit("/", 1)[-1])
             if path not in mounts:
-                guessed.append(f"{path} ({'a directory' if is_dir else 'a file'})")
-        (dirs if is_dir else files).append(entry)
+                guessed.append(f"{path} ({'a directory' if types[path] else 'a file'})")
+    for index, entry in enumerate(entries):  # the step sets its files after its dirs: a later -R above a file
+        if not types[entry["path"]]:         # sets the file's mode or owner there
+            for later in entries[index + 1:]:
+                if later.get("recursive") and _under(entry["path"], later["path"]):
+                    entry.update({k: later[k] for k in ("mode", "owner") if k in later})
+    # an entry whose every setting a later one of its path sets again (on all it holds too, for a -R one) does
+    # nothing: left out
+    entries = [e for i, e in enumerate(entries)
+               if not any(later["path"] == e["path"] and (later.get("recursive") or not e.get("recursive"))
+                          and {k for k in _ATTRIBUTES if k in e} <= set(later) for later in entries[i + 1:])]
+    dirs = [e for e in entries if types[e["path"]]]
+    files = [e for e in entries if not types[e["path"]]]
     if guessed:
         draft.comments.append(f"taken to be: {', '.join(guessed)}")
     out: dict[str, Any] = {}
@@ -662,10 +692,8 @@ def _needs_lines(space: Workspace, workload: Workload, env_from: list[str]) -> l
     return lines
 
 
-def _env_lists(workload: Workload) -> tuple[list[Doc], list[Doc], list[str]]:
-    """(env, envFrom, names defined differently by two initContainers)."""
-    env: list[Doc] = []
-    env_from: list[Doc] = []
+def _conflicts(workload: Workload) -> list[str]:
+    """The variables two initContainers define differently."""
     first: dict[str, Doc] = {}
     conflicts: list[str] = []
     for container in workload.init_containers:
@@ -673,29 +701,20 @@ def _env_lists(workload: Workload) -> tuple[list[Doc], list[Doc], list[str]]:
             name = entry["name"]
             if name not in first:
                 first[name] = entry
-                env.append(entry)
             elif entry != first[name] and name not in conflicts:
                 conflicts.append(name)
-        for entry in container.env_from:
-            if entry not in env_from:
-                env_from.append(entry)
-    return env, env_from, conflicts
-
-
-def init_containers_env(text: str, workload: str | None = None) -> tuple[list[Doc], list[Doc]]:
-    """(``env``, ``envFrom``) of the chosen workload's initContainers, as the manifest has them (each name once,
-    the first container's kept): what the prefect-init container needs for the variables an imported spec reads
-    (which keeps their names)."""
-    env, env_from, _ = _env_lists(choose(workloads(text), workload, "the manifest"))
-    return env, env_from
+    return conflicts
 
 
 def parse_provenance(spec_text: str) -> tuple[str, str, list[str]] | None:
-    """(kind, name, initContainers) from an imported spec's :data:`PROVENANCE` line, or None."""
-    for line in spec_text.splitlines()[:5]:
+    """(kind, name, initContainers) from a spec's :data:`PROVENANCE` line (in its first
+    :data:`PROVENANCE_LINES` lines; as written by hand too: spaces, any case, no ``(initContainers: ...)``, which
+    gives an empty list), or None when it has none."""
+    for line in spec_text.splitlines()[:PROVENANCE_LINES]:
         match = _PROVENANCE.match(line)
         if match:
-            return match.group(1), match.group(2), [c.strip() for c in match.group(3).split(",") if c.strip()]
+            containers = match["containers"] or ""
+            return match["kind"], match["name"], [c.strip() for c in containers.split(",") if c.strip()]
     return None
 
 
@@ -703,12 +722,18 @@ def import_workload(text: str, workload: str | None = None, source: str = "the m
     """The spec for one workload's initContainers (see the module's docstring). Raises :class:`ImportProblem`
     (one line) for a bad manifest or choice."""
     chosen = choose(workloads(text, source), workload, source)
-    space = Workspace(chosen.ref, names={e["name"] for c in chosen.init_containers for e in c.env})
-    converters = []
-    for container in chosen.init_containers:
-        converter = _Container(container, space)
-        converter.convert()
-        converters.append(converter)
+    promoted: set[str] = set()
+    while True:  # again while a literal of the env turns out to be a credential (Workspace.promoted)
+        space = Workspace(chosen.ref, names={e["name"] for c in chosen.init_containers for e in c.env},
+                          promoted=set(promoted))
+        converters = []
+        for container in chosen.init_containers:
+            converter = _Container(container, space)
+            converter.convert()
+            converters.append(converter)
+        if space.promoted <= promoted:
+            break
+        promoted = space.promoted
     drafts = _merge_waits([c.drafts for c in converters])
     _names(drafts)
     vars_by_container = {c.c.name: c.vars for c in converters}
@@ -737,7 +762,7 @@ def import_workload(text: str, workload: str | None = None, source: str = "the m
 
     header = [PROVENANCE.format(kind=chosen.kind, name=chosen.name,
                                 containers=", ".join(c.name for c in chosen.init_containers))]
-    env, env_from, conflicts = _env_lists(chosen)
+    conflicts = _conflicts(chosen)
     needs = _needs_lines(space, chosen, env_from_words)
     if conflicts:
         needs.append(f"Defined differently by two initContainers: {', '.join(conflicts)}: the prefect-init container "
@@ -787,8 +812,7 @@ def import_workload(text: str, workload: str | None = None, source: str = "the m
 
     imported = Imported(spec_text=spec_text, notes=notes, workload=(chosen.kind, chosen.name),
                         init_containers=[c.name for c in chosen.init_containers], missing_programs=missing,
-                        containers=[c.result for c in converters], env=env, env_from=env_from,
-                        dockerfile=dockerfile, variables={n: need.why for n, need in space.needed.items()})
+                        containers=[c.result for c in converters], dockerfile=dockerfile)
     _check(imported, space)
     return imported
 

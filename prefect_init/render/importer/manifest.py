@@ -8,10 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
-from prefect_init.runtime.documents import MAX_DOCUMENT_NODES, alias_expansion
-
 Doc = dict[str, Any]
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod")
@@ -59,19 +55,52 @@ class Workload:
         return f"{self.kind}/{self.name}"
 
 
-def _pod_spec(doc: Doc) -> Doc | None:
-    spec = doc.get("spec")
-    if not isinstance(spec, dict):
+def _mapping(value: Any, where: str) -> Doc | None:
+    """``value`` if it is a mapping, None if it is not there; anything else is a bad manifest."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ImportProblem(f"{where}: expected a mapping")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ImportProblem(f"{where}: expected a list")
+    return value
+
+
+def _text(value: Any, where: str, required: bool = False) -> str | None:
+    """A string of the manifest, None when it is not there; a number or a boolean is taken as YAML wrote it, a
+    mapping or a list is a bad manifest."""
+    if value is None:
+        if required:
+            raise ImportProblem(f"{where}: missing")
+        return None
+    if isinstance(value, dict | list):
+        raise ImportProblem(f"{where}: expected a string")
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _pod_spec(doc: Doc, ref: str) -> tuple[Doc, str] | None:
+    """(the pod spec, where it is: ``spec.template.spec``), or None for a workload without one."""
+    spec = _mapping(doc.get("spec"), f"{ref}: spec")
+    if spec is None:
         return None
     if doc.get("kind") == "Pod":
-        return spec
+        return spec, "spec"
+    where = "spec"
     if doc.get("kind") == "CronJob":
-        spec = (spec.get("jobTemplate") or {}).get("spec")
-        if not isinstance(spec, dict):
+        template = _mapping(spec.get("jobTemplate"), f"{ref}: spec.jobTemplate")
+        spec = _mapping((template or {}).get("spec"), f"{ref}: spec.jobTemplate.spec")
+        if spec is None:
             return None
-    template = spec.get("template")
-    pod = template.get("spec") if isinstance(template, dict) else None
-    return pod if isinstance(pod, dict) else None
+        where = "spec.jobTemplate.spec"
+    template = _mapping(spec.get("template"), f"{ref}: {where}.template")
+    pod = _mapping((template or {}).get("spec"), f"{ref}: {where}.template.spec")
+    return (pod, f"{where}.template.spec") if pod is not None else None
 
 
 def _strings(value: Any, where: str) -> list[str] | None:
@@ -87,37 +116,74 @@ def _strings(value: Any, where: str) -> list[str] | None:
     return out
 
 
-def _container(raw: Any, where: str) -> Container:
+_VALUE_FROM = ("secretKeyRef", "configMapKeyRef", "fieldRef", "resourceFieldRef")
+_ENV_FROM = ("secretRef", "configMapRef")
+
+
+def _env(raw: Any, where: str) -> list[Doc]:
+    env = []
+    for index, entry in enumerate(_list(raw, where)):
+        here = f"{where}[{index}]"
+        if not isinstance(entry, dict):
+            raise ImportProblem(f"{here}: expected a mapping")
+        if not isinstance(entry.get("name"), str):  # a variable's name: 7 is none
+            raise ImportProblem(f"{here}.name: {'missing' if entry.get('name') is None else 'expected a string'}")
+        if isinstance(entry.get("value"), dict | list):
+            raise ImportProblem(f"{here}.value: expected a string")
+        value_from = _mapping(entry.get("valueFrom"), f"{here}.valueFrom")
+        for key in _VALUE_FROM:
+            _mapping((value_from or {}).get(key), f"{here}.valueFrom.{key}")
+        env.append(entry)
+    return env
+
+
+def _env_from(raw: Any, where: str) -> list[Doc]:
+    out = []
+    for index, entry in enumerate(_list(raw, where)):
+        here = f"{where}[{index}]"
+        if not isinstance(entry, dict):
+            raise ImportProblem(f"{here}: expected a mapping")
+        for key in _ENV_FROM:
+            _mapping(entry.get(key), f"{here}.{key}")
+        _text(entry.get("prefix"), f"{here}.prefix")
+        out.append(entry)
+    return out
+
+
+def _mounts(raw: Any, where: str) -> list[Doc]:
+    out = []
+    for index, mount in enumerate(_list(raw, where)):
+        here = f"{where}[{index}]"
+        if not isinstance(mount, dict):
+            raise ImportProblem(f"{here}: expected a mapping")
+        _text(mount.get("name"), f"{here}.name", required=True)
+        _text(mount.get("mountPath"), f"{here}.mountPath", required=True)
+        out.append({**mount, "name": str(mount["name"]), "mountPath": str(mount["mountPath"])})
+    return out
+
+
+def _container(raw: Any, where: str, path: str) -> Container:
+    """One initContainer; ``where`` is the workload (``Deployment/web``), ``path`` the container's place in it
+    (``spec.template.spec.initContainers[0]``)."""
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
         raise ImportProblem(f"{where}: an initContainer without a name")
-    env = [e for e in raw.get("env") or [] if isinstance(e, dict) and isinstance(e.get("name"), str)]
-    env_from = [e for e in raw.get("envFrom") or [] if isinstance(e, dict)]
-    mounts = [m for m in raw.get("volumeMounts") or [] if isinstance(m, dict) and isinstance(m.get("mountPath"), str)]
     here = f'{where}: initContainer "{raw["name"]}"'
-    return Container(name=raw["name"], image=str(raw.get("image") or ""),
+    at = f"{where}: {path}"
+    return Container(name=raw["name"], image=_text(raw.get("image"), f"{at}.image") or "",
                      command=_strings(raw.get("command"), f"{here}: command"),
-                     args=_strings(raw.get("args"), f"{here}: args"), env=env, env_from=env_from,
-                     working_dir=raw.get("workingDir") if isinstance(raw.get("workingDir"), str) else None,
-                     mounts=mounts)
+                     args=_strings(raw.get("args"), f"{here}: args"), env=_env(raw.get("env"), f"{at}.env"),
+                     env_from=_env_from(raw.get("envFrom"), f"{at}.envFrom"),
+                     working_dir=_text(raw.get("workingDir"), f"{at}.workingDir"),
+                     mounts=_mounts(raw.get("volumeMounts"), f"{at}.volumeMounts"))
 
 
 def _documents(text: str, source: str) -> list[Doc]:
+    from prefect_init.render.stream import StreamProblem, load_all
+
     try:
-        docs = list(yaml.safe_load_all(text))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        at = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        raise ImportProblem(f"{source}: not valid YAML: {exc.problem or 'parse error'}{at}") from None
-    except yaml.YAMLError:
-        raise ImportProblem(f"{source}: not valid YAML") from None
-    except RecursionError:
-        raise ImportProblem(f"{source}: refused: nested too deeply") from None
-    try:
-        alias_expansion(docs, MAX_DOCUMENT_NODES)  # a "billion laughs" manifest is refused before it is walked
-    except RecursionError:
-        raise ImportProblem(f"{source}: refused: nested too deeply") from None
-    except Exception as exc:
-        raise ImportProblem(f"{source}: refused: {exc}") from None
+        docs = load_all(text, source)  # a "billion laughs" manifest is refused before it is walked
+    except StreamProblem as exc:
+        raise ImportProblem(str(exc)) from None
     out: list[Doc] = []
     for doc in docs:
         if isinstance(doc, dict) and doc.get("kind") == "List" and isinstance(doc.get("items"), list):
@@ -137,15 +203,21 @@ def workloads(text: str, source: str = "the manifest") -> list[Workload]:
         kind, meta = doc.get("kind"), doc.get("metadata")
         if kind not in WORKLOAD_KINDS or not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
             continue
-        pod = _pod_spec(doc)
-        if pod is None:
-            continue
         where = f"{kind}/{meta['name']}"
-        raws = [raw for raw in pod.get("initContainers") or []]
+        found = _pod_spec(doc, where)
+        if found is None:
+            continue
+        pod, path = found
+        raws = _list(pod.get("initContainers"), f"{where}: {path}.initContainers")
         sidecars = [raw.get("name") for raw in raws if isinstance(raw, dict) and raw.get("restartPolicy") == "Always"]
-        init = [_container(raw, where) for raw in raws
+        init = [_container(raw, where, f"{path}.initContainers[{index}]") for index, raw in enumerate(raws)
                 if not (isinstance(raw, dict) and raw.get("restartPolicy") == "Always")]
-        volumes = [v for v in pod.get("volumes") or [] if isinstance(v, dict)]
+        volumes = []
+        for index, volume in enumerate(_list(pod.get("volumes"), f"{where}: {path}.volumes")):
+            if not isinstance(volume, dict):
+                raise ImportProblem(f"{where}: {path}.volumes[{index}]: expected a mapping")
+            _text(volume.get("name"), f"{where}: {path}.volumes[{index}].name", required=True)
+            volumes.append({**volume, "name": str(volume["name"])})
         out.append(Workload(kind=kind, name=meta["name"], namespace=meta.get("namespace"), pod=pod,
                             init_containers=init, volumes=volumes, sidecars=[str(n) for n in sidecars]))
     return out
@@ -219,7 +291,3 @@ def kube_expand(text: str, defined: set[str], ref: Callable[[str], str] = _shell
         last = match.end()
     add_text(text[last:])
     return "".join(ref(value) if is_ref else literal(value) for is_ref, value in parts)
-
-
-def has_kube_refs(text: str, defined: set[str]) -> bool:
-    return any(m.group(0) == "$$" or m.group(1) in defined for m in _K8S_REF.finditer(text))

@@ -318,9 +318,11 @@ def _headers(values: list[str], state: State) -> dict[str, str] | None:
         if not sep or not name.strip():
             return None
         value = value.strip()
-        if _SECRET_HEADER.match(name.strip()) and "${" not in value:
+        if _SECRET_HEADER.match(name.strip()):
             scheme, space, token = value.partition(" ")
-            if space and scheme.lower() in ("bearer", "basic", "token"):
+            if "${" in value:
+                value = state.vars.secret(value, "API_KEY")  # the variables it reads hold credentials
+            elif space and scheme.lower() in ("bearer", "basic", "token"):
                 value = f"{scheme} {state.vars.secret(token, 'HTTP_TOKEN')}"
             else:
                 value = state.vars.secret(value, "API_KEY")
@@ -340,9 +342,10 @@ def _url(value: str) -> str | None:
 
 
 def _url_password(url: str, state: State, hint: str) -> str:
-    """The URL with a literal password (``scheme://user:pw@host``) as a variable."""
+    """The URL with a literal password (``scheme://user:pw@host``) as a variable (and a variable there as one that
+    holds a credential)."""
     match = re.match(r"^([a-z][a-z0-9+.-]*://[^/@:]*:)([^/@]+)(@.*)$", url)
-    if match is None or "${" in match.group(2):
+    if match is None:
         return url
     return match.group(1) + state.vars.secret(match.group(2), hint) + match.group(3)
 

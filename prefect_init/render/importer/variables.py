@@ -11,12 +11,19 @@ from typing import Any
 
 from prefect_init.render.importer.manifest import Container, kube_expand
 from prefect_init.render.importer.shell import Word, quote_state, reference
-from prefect_init.spec.credentials import is_literal_credential
+from prefect_init.spec.credentials import CREDENTIAL_NAME, is_literal_credential
 
-CREDENTIAL_NAME = re.compile(r"PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|"
-                             r"CREDENTIAL|(^|_)KEY($|_)|(^|_)AUTH($|_)", re.IGNORECASE)
-"""A variable whose name says it holds a credential (``DB_PASSWORD``, ``GITHUB_TOKEN``, ``AWS_SECRET_ACCESS_KEY``,
-``API_KEY``); its literal value in a manifest is moved into a Secret."""
+_PASS = re.compile(r"(?<!BY)(?<!COM)PASS(?!IVE|THRU|THROUGH|ENGER|AGE|PORT)", re.IGNORECASE)
+_NOT_CREDENTIALS = ("PWD", "OLDPWD")
+"""The shell's working directories, not passwords."""
+
+
+def credential_name(name: str) -> bool:
+    """A variable whose name says it holds a credential (``DB_PASSWORD``, ``REDIS_PASS``, ``DBPASS``, ``MYSQL_PWD``,
+    ``GH_PAT``, ``GITHUB_TOKEN``, ``API_KEY``: :data:`~prefect_init.spec.credentials.CREDENTIAL_NAME`, and ``PASS``
+    anywhere but in ``BYPASS``, ``PASSIVE``...); its literal value in a manifest is moved into a Secret."""
+    return name.upper() not in _NOT_CREDENTIALS and bool(CREDENTIAL_NAME.search(name) or _PASS.search(name))
+
 KUBE_INJECTED = re.compile(r"^(HOSTNAME|HOME|PATH|KUBERNETES_[A-Z0-9_]+|[A-Z0-9_]+_SERVICE_(HOST|PORT)(_[A-Z0-9_]+)?|"
                            r"[A-Z0-9_]+_PORT_[0-9]+_(TCP|UDP)(_PROTO|_PORT|_ADDR)?)$")
 """Set in every container by Kubernetes (service links, the host name) or by the image: the prefect-init container
@@ -24,6 +31,8 @@ has them as well."""
 NAMESPACE_FILE = re.compile(r"^(\$\(|`)\s*cat\s+/var/run/secrets/kubernetes\.io/serviceaccount/namespace\s*(\)|`)$")
 """``$(cat /var/run/secrets/kubernetes.io/serviceaccount/namespace)``: the pod's namespace, as Kubernetes' own
 documentation waits for a Service; ``${POD_NAMESPACE}`` (render sets it from the Downward API)."""
+_KUBE_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+_URL_PASSWORD = re.compile(r"://[^/@:\s]*:([^@/\s]+)@")
 _PARAM = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}$`\\\"']*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 SENTINEL = "\x00"
 """Marks a reference in an argv run without a shell: ``\\x00NAME\\x00``."""
@@ -59,7 +68,10 @@ class Workspace:
     """Literal credential value -> the variable that now holds it."""
     defaults: list[str] = field(default_factory=list)
     """Variables whose literal value from the manifest is the spec's default."""
-    env_from: list[str] = field(default_factory=list)
+    promoted: set[str] = field(default_factory=set)
+    """Variables whose literal value in the env is used as a credential (``redis-cli -a $REDIS_PASS``, a URL's
+    password, a token header) though their name does not say so: credentials, like ``DB_PASSWORD``'s value. One
+    found after the spec began to be written means writing it again (:func:`import_workload` does)."""
     names: set[str] = field(default_factory=set)
     """Every variable an initContainer of the workload defines: a credential moved out of a script gets a name
     none of them has (the prefect-init container has one environment for all)."""
@@ -113,7 +125,8 @@ class Vars:
                 self.vars[name] = Variable(name, origin, source=words)
                 continue
             value = "" if entry.get("value") is None else str(entry.get("value"))
-            if value and "$(" not in value and (CREDENTIAL_NAME.search(name) or is_literal_credential(value)):
+            if value and "$(" not in value and (credential_name(name) or is_literal_credential(value)
+                                                or name in space.promoted):
                 space.credentials.setdefault(value, name)
                 self.vars[name] = Variable(name, "credential", source="a literal credential in the manifest")
             else:
@@ -121,6 +134,15 @@ class Vars:
         self._expanding: set[str] = set()
         self.script_credentials: dict[str, str] = {}
         """Variables that now hold a literal credential found in this container's script: name -> where."""
+        for name, var in list(self.vars.items()):  # PGPASSWORD: $(DB_PW), a URL's password $(DB_PW): credentials
+            if var.origin != "literal" or not var.value or "$(" not in var.value:
+                continue
+            if credential_name(name):
+                self.promote(name)
+                continue
+            for match in _URL_PASSWORD.finditer(var.value):
+                for other in _KUBE_REF.findall(match.group(1)):
+                    self.promote(other)
 
     @staticmethod
     def _env_from_words(entry: dict[str, Any]) -> str:
@@ -157,7 +179,11 @@ class Vars:
             if self.env_from:
                 self.space.need(name, f"not in {where}'s env: from its envFrom ({', '.join(self.env_from)})")
                 return "${" + name + "}"
-            return "${" + name + ":-}"  # set nowhere: the shell read it as empty
+            # set nowhere in the manifest: the shell read it as empty, which no typed step can take (an empty
+            # host), so the prefect-init container must be given it
+            self.space.need(name, f"set nowhere in the manifest ({where} reads it): give the prefect-init "
+                                  "container its value")
+            return "${" + name + "}"
         if var.origin == "literal" and var.value is not None:
             if not any(c in var.value for c in "}\n") and "$(" not in var.value:
                 if name not in self.space.defaults:
@@ -182,15 +208,40 @@ class Vars:
         elif var.origin != "literal":
             self.space.need(var.name, var.source)
 
+    def promote(self, name: str, seen: set[str] | None = None) -> None:
+        """``name`` is used where a credential goes (``redis-cli -a $NAME``, a URL's password, a token header, git's
+        password, ``PGPASSWORD=$NAME``): if its value is a literal of the env, that value is a credential (in
+        :attr:`Workspace.promoted`): ``${NAME}`` without a default from now on, the value in no output. A
+        literal that refers to others (``$(DB_PW)``) makes those credentials."""
+        var = self.vars.get(name)
+        if var is None or var.origin != "literal" or not var.value:
+            return
+        if "$(" in var.value:
+            seen = set() if seen is None else seen
+            if name not in seen:
+                seen.add(name)
+                for other in _KUBE_REF.findall(var.value):
+                    self.promote(other, seen)
+            return
+        self.space.promoted.add(name)
+        self.space.credentials.setdefault(var.value, name)
+        self.vars[name] = Variable(name, "credential", source="a literal credential in the manifest")
+        if name in self.space.defaults:
+            self.space.defaults.remove(name)
+        self.space.needed.pop(name, None)
+        self._record(self.vars[name])
+
     def secret(self, value: str, hint: str) -> str:
         """A credential a recognised command gives (a URL's password, ``redis-cli -a``): a reference, never the
-        literal (which becomes a variable named after ``hint``)."""
+        literal (which becomes a variable named after ``hint``). The variables a reference reads are credentials
+        (see :meth:`promote`)."""
         if "${" in value:
             for name in re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", value):
+                self.promote(name)
                 need = self.space.needed.get(name)
                 if need is not None:
                     need.credential = True
-            return value
+            return value  # a default written before the promotion: the import is made again (promoted)
         name = self.space.credential_variable(value, hint, self.defined)
         self.script_credentials[name] = (f'a literal credential in initContainer "{self.container.name}"\'s '
                                          "command: put it in a Secret")
@@ -239,31 +290,37 @@ class Vars:
 # -- literal credentials in a script ------------------------------------------------------------------------------
 
 _VALUE = r"('[^'\n]*'|\"[^\"$`\\\n]*\"|[^\s;&|'\"$()<>`]+)"
-_PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str], str], str]]] = [
-    (re.compile(r"(?<![A-Za-z0-9_-])([A-Za-z_][A-Za-z0-9_]*)=" + _VALUE),
-     lambda m, c: m.group(1) if CREDENTIAL_NAME.search(m.group(1)) else ""),
-    (re.compile(r"(?<![A-Za-z0-9_-])--?(password|passwd|pass|token|secret|api-key|apikey|auth-token|access-key|"
-                r"secret-key)(?:=|\s+)" + _VALUE, re.IGNORECASE),
-     lambda m, c: f"{c}_{m.group(1)}"),
-    (re.compile(r"\b(?:mysql|mysqladmin|mysqldump|mariadb|mariadb-admin)\b[^\n;&|]*?\s-p" + _VALUE),
+_REFERENCE = r"(\"?\$\{?[A-Za-z_][A-Za-z0-9_]*(?::-[^}\n]*)?\}?\"?)"
+"""A value that is a variable's (``$PW``, ``"${PW}"``, ``${PW:-x}``): the variable is used as a credential."""
+_PLACES: list[tuple[str, str, Callable[[re.Match[str], str], str]]] = [
+    (r"(?<![A-Za-z0-9_-])([A-Za-z_][A-Za-z0-9_]*)=(V)", _VALUE,
+     lambda m, c: m.group(1) if credential_name(m.group(1)) else ""),
+    (r"(?i)(?<![A-Za-z0-9_-])--?(password|passwd|pass|token|secret|api-key|apikey|auth-token|access-key|"
+     r"secret-key)(?:=|\s+)(V)", _VALUE, lambda m, c: f"{c}_{m.group(1)}"),
+    (r"\b(?:mysql|mysqladmin|mysqldump|mariadb|mariadb-admin)\b[^\n;&|]*?\s-p(V)", _VALUE,
      lambda m, c: "MYSQL_PASSWORD"),
-    (re.compile(r"\bredis-cli\b[^\n;&|]*?\s-a\s+" + _VALUE), lambda m, c: "REDIS_PASSWORD"),
-    (re.compile(r"\b(?:curl|wget)\b[^\n;&|]*?\s(?:-u\s*|--user[= ]\s*)['\"]?[^\s:'\"]+:" + _VALUE),
+    (r"\bredis-cli\b[^\n;&|]*?\s-a\s+(V)", _VALUE, lambda m, c: "REDIS_PASSWORD"),
+    (r"\b(?:curl|wget)\b[^\n;&|]*?\s(?:-u\s*|--user[= ]\s*)['\"]?[^\s:'\"]+:(V)", _VALUE,
      lambda m, c: "HTTP_PASSWORD"),
-    (re.compile(r"(?i)((?:authorization|proxy-authorization):\s*(?:bearer|basic|token)\s+)([^\s'\"$;&|`]+)"),
+    (r"(?i)((?:authorization|proxy-authorization):\s*(?:bearer|basic|token)\s+)(V)", r"([^\s'\"$;&|`]+)",
      lambda m, c: "HTTP_TOKEN"),
-    (re.compile(r"(?i)((?:x-api-key|api-key|apikey|private-token|x-auth-token|x-vault-token)\s*:\s*)"
-                r"([^\s'\"$;&|`]+)"), lambda m, c: "API_KEY"),
-    (re.compile(r"\bvault\s+login\s+(?!-)" + _VALUE), lambda m, c: "VAULT_TOKEN"),
-    (re.compile(r"\b([a-z][a-z0-9+.-]*)://[^\s/@:'\"]*:([^\s/@'\"$]+)@"),
+    (r"(?i)((?:x-api-key|api-key|apikey|private-token|x-auth-token|x-vault-token)\s*:\s*)(V)",
+     r"([^\s'\"$;&|`]+)", lambda m, c: "API_KEY"),
+    (r"\bvault\s+login\s+(?!-)(V)", _VALUE, lambda m, c: "VAULT_TOKEN"),
+    (r"\b([a-z][a-z0-9+.-]*)://[^\s/@:'\"]*:(V)@", r"([^\s/@'\"$]+)",
      lambda m, c: "GIT_TOKEN" if "git" in m.string[max(0, m.start() - 200):m.start()] and
      m.group(1).startswith("http") else f"{m.group(1).split('+')[0]}_PASSWORD"),
-    (re.compile(r"\bgit\b[^\n;&|]*?\bhttps?://((?:gh[pousr]_|github_pat_|glpat-)[A-Za-z0-9_-]+|[A-Za-z0-9_-]{32,})@"),
+    (r"\bgit\b[^\n;&|]*?\bhttps?://(V)@", r"((?:gh[pousr]_|github_pat_|glpat-)[A-Za-z0-9_-]+|[A-Za-z0-9_-]{32,})",
      lambda m, c: "GIT_TOKEN"),
 ]
-"""Where a script holds a literal credential, and the variable it becomes: an assignment to a credential's name
-(``PGPASSWORD=...``), ``--password=``/``--token``, ``mysql -p...``, ``redis-cli -a``, ``curl -u user:...``, an
-``Authorization`` or API key header, ``vault login TOKEN``, a URL's password, a token as a git URL's user."""
+"""Where a script holds a credential (``(V)`` stands for the value), the literal value's form there, and the
+variable a literal becomes: an assignment to a credential's name (``PGPASSWORD=...``), ``--password=``/``--token``,
+``mysql -p...``, ``redis-cli -a``, ``curl -u user:...``, an ``Authorization`` or API key header, ``vault login
+TOKEN``, a URL's password, a token as a git URL's user."""
+_PATTERNS = [(re.compile(place.replace("(V)", literal)), hint) for place, literal, hint in _PLACES]
+"""The literal credentials of a script."""
+_REFERENCES = [(re.compile(place.replace("(V)", _REFERENCE)), hint) for place, _, hint in _PLACES]
+"""The variables a script uses as credentials (``redis-cli -a $REDIS_PASS``): see :meth:`Vars.promote`."""
 
 
 def _unquote(text: str) -> str:
@@ -278,6 +335,11 @@ def scrub(script: str, container: str, vars_: Vars, writer: Callable[[str, str, 
 
     Also every literal credential of the workload's env found verbatim in the script."""
     prefix = re.sub(r"[^A-Z0-9]", "_", container.upper()).strip("_") or "INIT"
+    for pattern, hint_of in _REFERENCES:
+        for match in pattern.finditer(script):
+            if hint_of(match, prefix):  # a single-quoted `$X` too: `sh -c '...'` would read it
+                for name in re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", match.group(match.lastindex or 0)):
+                    vars_.promote(name)
     replacements: list[tuple[int, int, str]] = []
     for pattern, hint_of in _PATTERNS:
         for match in pattern.finditer(script):
@@ -322,6 +384,8 @@ _ARGV_RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^((?:x-api-key|api-key|apikey|private-token|x-auth-token|x-vault-token)\s*:\s*)(.+)$",
                 re.IGNORECASE), "API_KEY"),
     (re.compile(r"([a-z][a-z0-9+.-]*)://[^\s/@:]*:([^/@]+)@"), "{1}_PASSWORD"),
+    (re.compile(r"^(https?)://((?:gh[pousr]_|github_pat_|glpat-)[A-Za-z0-9_-]+|\$\([A-Za-z_][A-Za-z0-9_]*\))@"),
+     "GIT_TOKEN"),
 ]
 _ARGV_NEXT = re.compile(r"^--?(password|passwd|pass|token|secret|api-key|apikey|auth-token|access-key|secret-key)$",
                         re.IGNORECASE)
@@ -335,6 +399,8 @@ def scrub_argv(argv: list[str], container: str, vars_: Vars) -> list[str]:
 
     def mark(arg: str, start: int, end: int, hint: str) -> str:
         value = arg[start:end]
+        for name in _KUBE_REF.findall(value):  # `redis-cli -a $(REDIS_PASS)`: REDIS_PASS holds a credential
+            vars_.promote(name)
         if not value or "$(" in value or SENTINEL in value:
             return arg
         name = vars_.space.credential_variable(value, hint, vars_.defined)
@@ -360,7 +426,9 @@ def scrub_argv(argv: list[str], container: str, vars_: Vars) -> list[str]:
                 name = hint.format(None, *match.groups(), prefix=prefix)
                 if program == "git" and hint == "{1}_PASSWORD":
                     name = "GIT_TOKEN"
-                if hint == "{1}" and not CREDENTIAL_NAME.search(match.group(1)):
+                if hint == "{1}" and not credential_name(match.group(1)):
+                    continue
+                if hint == "GIT_TOKEN" and program != "git":
                     continue
                 arg = mark(arg, *match.span(2), name)
                 break
