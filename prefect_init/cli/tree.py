@@ -59,10 +59,10 @@ def prefect_yaml(spec: Spec) -> str:
     }
     doc = {"name": "prefect-init", "prefect-version": "3.9.0", "build": None, "push": None, "pull": None,
            "deployments": [deployment]}
-    from prefect_init.render import _Dumper
+    from prefect_init.render import Dumper
 
     return HEADER + "# Apply with: prefect deploy --prefect-file deployments/prefect.yaml --all\n" + yaml.dump(
-        doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
+        doc, Dumper=Dumper, sort_keys=False, default_flow_style=False, width=120)
 
 
 def files(example: Path = EXAMPLE) -> dict[str, str]:

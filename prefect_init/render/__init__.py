@@ -2,37 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import yaml
 
+from prefect_init.render.dump import Dumper
 from prefect_init.render.options import KINDS, RenderOptions
 from prefect_init.render.pod import Doc
 from prefect_init.render.workloads import cronjob, deployment, job
 from prefect_init.spec.model import Spec
 
-__all__ = ["KINDS", "RenderOptions", "documents", "render", "to_yaml"]
-
-
-class _Dumper(yaml.SafeDumper):
-    """Multi-line strings (the spec in its ConfigMap) as literal blocks, readable in ``kubectl get -o yaml``;
-    no anchors or aliases (a shared dict is written out twice)."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value and not any(line != line.rstrip() for line in value.splitlines()) else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _str)
+__all__ = ["KINDS", "Dumper", "RenderOptions", "documents", "render", "to_yaml"]
 
 
 def to_yaml(docs: list[Doc]) -> str:
     """A YAML stream, one document per manifest."""
-    return yaml.dump_all(docs, Dumper=_Dumper, sort_keys=False, default_flow_style=False, explicit_start=True,
+    return yaml.dump_all(docs, Dumper=Dumper, sort_keys=False, default_flow_style=False, explicit_start=True,
                          width=120)
 
 

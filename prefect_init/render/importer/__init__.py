@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from prefect_init.render.dump import Dumper
 from prefect_init.render.importer.image import dockerfile_lines, split_programs
 from prefect_init.render.importer.manifest import Container, ImportProblem, Workload, choose, kube_expand, workloads
 from prefect_init.render.importer.recognise import (
@@ -578,23 +579,12 @@ def _step_bodies(draft: Draft, mounts: set[str], vars_by_container: dict[str, Va
     return [(draft.kind, draft.body)]
 
 
-class _Dumper(yaml.SafeDumper):
-    """Lists indented under their key, as the examples are written; multi-line scripts as literal blocks; no
-    anchors."""
+class _Dumper(Dumper):
+    """render's dumper (multi-line scripts as literal blocks, no anchors), with lists indented under their key, as
+    the examples are written."""
 
     def increase_indent(self, flow: bool = False, indentless: bool = False) -> Any:
         return super().increase_indent(flow, False)
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value and not any(line != line.rstrip() for line in value.splitlines()) else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _str)
 
 
 def _dump_step(step: dict[str, Any]) -> str:

@@ -384,16 +384,23 @@ def _http(program: str, args: list[str], state: State, comments: list[str]) -> d
     if url is None or headers is None:
         return None
     target: dict[str, Any] = {"http": _url_password(url, state, "HTTP_PASSWORD")}
+    return target if _https_options(target, headers, insecure, ca_cert, state) else None
+
+
+def _https_options(body: dict[str, Any], headers: dict[str, Any] | None, insecure: bool, ca_cert: str | None,
+                   state: State) -> bool:
+    """A request's headers, ``-k`` and ``--cacert`` into ``body`` (an http target's, a config step's); False when
+    the CA's path is not one the spec can name."""
     if headers:
-        target["headers"] = headers
+        body["headers"] = headers
     if insecure:
-        target["insecure"] = True
+        body["insecure"] = True
     if ca_cert:
         path = _path(ca_cert, state)
         if path is None:
-            return None
-        target["ca_cert"] = path
-    return target
+            return False
+        body["ca_cert"] = path
+    return True
 
 
 def _redis(args: list[str], state: State, comments: list[str]) -> dict[str, Any] | None:
@@ -673,17 +680,10 @@ def _download(program: str, args: list[str], redirect: str | None, state: State)
     if not (path.lower().endswith(_PARSED_SUFFIXES) or plain.endswith(_PARSED_SUFFIXES)):
         return None  # a binary, a script, a .properties file: not a document the config step can check
     body: dict[str, Any] = {"url": _url_password(url, state, "CONFIG_PASSWORD"), "dest": path}
-    if headers:
-        body["headers"] = headers
+    if not _https_options(body, headers, insecure, ca_cert, state):
+        return None
     if follow and program == "curl":
         body["follow_redirects"] = True
-    if insecure:
-        body["insecure"] = True
-    if ca_cert:
-        ca = _path(ca_cert, state)
-        if ca is None:
-            return None
-        body["ca_cert"] = ca
     comments.append("the document is parsed (by its type or suffix) before it replaces the file")
     return ConfigPart(body, comments=comments)
 
