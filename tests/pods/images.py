@@ -7,6 +7,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,3 +61,16 @@ def build_app_image(init_image: str, context: Path, tag: str) -> str:
     podman("build", "--pull=never", "--network", "host", "-v", f"{CA_BUNDLE}:/run/host-ca.crt:ro",
            "--build-arg", f"INIT_IMAGE={init_image}", "-f", str(context / "Dockerfile"), "-t", tag, str(context))
     return tag
+
+
+@contextmanager
+def built_image(directory: Path, name: str) -> Iterator[str]:
+    """An image of the tests' own (``tests/pods/<directory>/Containerfile``: Debian packages on the base image, no
+    registry here), built with the host's CA for apt, removed afterwards."""
+    tag = f"localhost/prefect-init-test-{name}:t{uuid.uuid4().hex[:6]}"
+    podman("build", "--pull=never", "--network", "host", "-v", f"{CA_BUNDLE}:/run/host-ca.crt:ro", "-t", tag,
+           str(directory))
+    try:
+        yield tag
+    finally:
+        podman("rmi", "-f", tag, check=False)

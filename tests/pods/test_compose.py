@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import run_cli
-from tests.pods.images import BASE_IMAGE, CA_BUNDLE, HERE, Images, podman, podman_env
+from tests.pods.images import BASE_IMAGE, HERE, Images, built_image, podman, podman_env
 
 SPEC = """\
 version: 1
@@ -63,13 +63,8 @@ needs_compose = pytest.mark.skipif(not Path(podman_compose).exists(), reason="po
 def postgres_image(images: Images) -> Iterator[str]:
     """Debian's postgresql on the base image (no registry here), built after the init image (one build at a
     time)."""
-    tag = f"localhost/prefect-init-test-postgres:t{uuid.uuid4().hex[:6]}"
-    podman("build", "--pull=never", "--network", "host", "-v", f"{CA_BUNDLE}:/run/host-ca.crt:ro", "-t", tag,
-           str(HERE / "postgres"))
-    try:
+    with built_image(HERE / "postgres", "postgres") as tag:
         yield tag
-    finally:
-        podman("rmi", "-f", tag, check=False)
 
 
 def _podman_compose_version() -> tuple[int, ...]:

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from tests.helpers import run_cli
-from tests.pods.images import CA_BUNDLE, HERE, Images, podman
+from tests.pods.images import HERE, Images, built_image
 from tests.pods.play import Adapt, play, remove_volumes
 
 CORPUS = HERE.parent / "render" / "import_corpus"
@@ -28,13 +28,8 @@ APP = ("for p in $(find {dirs} 2>/dev/null | sort); do stat -c 'SEEN %n %a %u:%g
 @pytest.fixture(scope="module")
 def busybox(images: Images) -> Iterator[str]:
     """Debian's busybox on the base image, built after the prefect-init images (one build at a time)."""
-    tag = f"localhost/prefect-init-test-busybox:t{uuid.uuid4().hex[:6]}"
-    podman("build", "--pull=never", "--network", "host", "-v", f"{CA_BUNDLE}:/run/host-ca.crt:ro", "-t", tag,
-           str(HERE / "busybox"))
-    try:
+    with built_image(HERE / "busybox", "busybox") as tag:
         yield tag
-    finally:
-        podman("rmi", "-f", tag, check=False)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ initContainers, and what Kubernetes itself does to a container's ``command``/``a
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,16 +116,23 @@ def _strings(value: Any, where: str) -> list[str] | None:
     return out
 
 
+def _entries(raw: Any, where: str) -> Iterator[tuple[str, Doc]]:
+    """Each entry of a list of mappings (``env``, ``envFrom``, ``volumeMounts``), with its place: one that is no
+    mapping is a problem, named by its place."""
+    for index, entry in enumerate(_list(raw, where)):
+        here = f"{where}[{index}]"
+        if not isinstance(entry, dict):
+            raise ImportProblem(f"{here}: expected a mapping")
+        yield here, entry
+
+
 _VALUE_FROM = ("secretKeyRef", "configMapKeyRef", "fieldRef", "resourceFieldRef")
 _ENV_FROM = ("secretRef", "configMapRef")
 
 
 def _env(raw: Any, where: str) -> list[Doc]:
     env = []
-    for index, entry in enumerate(_list(raw, where)):
-        here = f"{where}[{index}]"
-        if not isinstance(entry, dict):
-            raise ImportProblem(f"{here}: expected a mapping")
+    for here, entry in _entries(raw, where):
         if not isinstance(entry.get("name"), str):  # a variable's name: 7 is none
             raise ImportProblem(f"{here}.name: {'missing' if entry.get('name') is None else 'expected a string'}")
         if isinstance(entry.get("value"), dict | list):
@@ -139,10 +146,7 @@ def _env(raw: Any, where: str) -> list[Doc]:
 
 def _env_from(raw: Any, where: str) -> list[Doc]:
     out = []
-    for index, entry in enumerate(_list(raw, where)):
-        here = f"{where}[{index}]"
-        if not isinstance(entry, dict):
-            raise ImportProblem(f"{here}: expected a mapping")
+    for here, entry in _entries(raw, where):
         for key in _ENV_FROM:
             _mapping(entry.get(key), f"{here}.{key}")
         _text(entry.get("prefix"), f"{here}.prefix")
@@ -152,10 +156,7 @@ def _env_from(raw: Any, where: str) -> list[Doc]:
 
 def _mounts(raw: Any, where: str) -> list[Doc]:
     out = []
-    for index, mount in enumerate(_list(raw, where)):
-        here = f"{where}[{index}]"
-        if not isinstance(mount, dict):
-            raise ImportProblem(f"{here}: expected a mapping")
+    for here, mount in _entries(raw, where):
         _text(mount.get("name"), f"{here}.name", required=True)
         _text(mount.get("mountPath"), f"{here}.mountPath", required=True)
         out.append({**mount, "name": str(mount["name"]), "mountPath": str(mount["mountPath"])})
