@@ -17,7 +17,7 @@ from prefect_init.spec.registry import KINDS, kind_module
 from tests.helpers import clean_env, run_cli, write_spec
 
 GOOD_STEP = "  - name: a\n    command: [echo, a]\n"
-SPEC_MD = Path(__file__).resolve().parents[2] / "docs" / "spec.md"
+SPEC_MD = Path(__file__).resolve().parents[2] / "docs" / "reference" / "spec.md"
 """The spec reference, kept true by the tests at the end of this file."""
 
 # (case id, spec text, expected line, expected "path: message" fragment)

@@ -123,8 +123,9 @@ def _repository_specs() -> list[tuple[str, str]]:
                     data = yaml.safe_load(text) if key.endswith((".yaml", ".yml")) else None
                     if isinstance(data, dict) and "version" in data and "steps" in data:
                         specs.append((f"{manifest.relative_to(ROOT)}: {doc['metadata']['name']} {key}", text))
-    blocks = re.findall(r"^```yaml\n(.*?)^```", (ROOT / "docs" / "spec.md").read_text(encoding="utf-8"), re.S | re.M)
-    specs += [(f"docs/spec.md, whole spec {n}", b) for n, b in enumerate(
+    spec_md = (ROOT / "docs" / "reference" / "spec.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```yaml\n(.*?)^```", spec_md, re.S | re.M)
+    specs += [(f"docs/reference/spec.md, whole spec {n}", b) for n, b in enumerate(
         (b for b in blocks if re.search(r"^version:", b, re.M) and re.search(r"^steps:", b, re.M)), 1)]
     return specs
 
@@ -134,7 +135,8 @@ SPECS = _repository_specs()
 
 def test_the_repository_has_the_specs_the_schema_is_checked_on() -> None:
     names = [name for name, _ in SPECS]
-    assert len(EXAMPLES) >= 3 and any("spec_text" in n for n in names) and any("docs/spec.md" in n for n in names)
+    assert len(EXAMPLES) >= 3 and any("spec_text" in n for n in names)
+    assert any("docs/reference/spec.md" in n for n in names)
     assert sum("deployments/k8s/" in n and "init.yaml" in n for n in names) >= 3, names
 
 
