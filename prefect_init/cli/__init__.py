@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -105,7 +106,9 @@ def check(
         raise typer.Exit(EXIT_FAILED if any(f.result == preflight.PROBLEM for _, f in results) else EXIT_OK)
     plan = build_plan(loaded.steps)
     width = max(len(s.name) for s in loaded.steps)
-    out = [f"{spec}: valid - {loaded.name}, {len(loaded.steps)} steps in {len(plan.levels)} stages"]
+    from prefect_init.words import plural
+
+    out = [f"{spec}: valid - {loaded.name}, {plural(len(loaded.steps), 'step')} in {plural(len(plan.levels), 'stage')}"]
     for number, level in enumerate(plan.levels, 1):
         out.append(f"stage {number}" + (f" ({len(level)} at once)" if len(level) > 1 else ""))
         for name in level:
@@ -186,11 +189,18 @@ def run(
 
             _err(f"prefect-init: {loaded.name}: flow run {observer.run_name}: "
                  f"{ui_url(url, f'runs/flow-run/{observer.flow_run_id}')}")
+    started = time.monotonic()
     ok, reason = _run(loaded, only, status_path, observer)
     from prefect_init.run.outcome import ALL_SUCCEEDED
+    from prefect_init.spec.durations import format_duration
+    from prefect_init.words import plural
 
     if not ok or reason != ALL_SUCCEEDED:  # one closing line (a failure, or optional steps that failed); the
         _err(f"prefect-init: {loaded.name}: {one_line(reason or 'failed')}")  # full reason is in the log above
+    else:  # a success closes too: the spec, how many steps, how long
+        ran = len(only) if only else len(loaded.steps)
+        took = format_duration(round(time.monotonic() - started, 1))
+        _err(f"prefect-init: {loaded.name}: {plural(ran, 'step')} succeeded in {took}")
     raise typer.Exit(EXIT_OK if ok else EXIT_FAILED)
 
 

@@ -15,6 +15,7 @@ from prefect_init.run.outcome import FAILED, SUCCEEDED, StepOutcome
 from prefect_init.runtime.context import StepLogger
 from prefect_init.runtime.redaction import redact
 from prefect_init.spec.durations import format_duration
+from prefect_init.words import plural
 
 
 def _stamp() -> str:
@@ -46,10 +47,10 @@ def _finished_text(outcome: StepOutcome) -> str:
         tries = f" ({outcome.attempts} attempts)" if outcome.attempts > 1 else ""
         return f"succeeded in {outcome.duration_s:.2f}s{tries}"
     if outcome.status == FAILED and outcome.optional:
-        return (f"failed (optional; the run goes on) after {outcome.attempts} attempts, {outcome.duration_s:.2f}s: "
-                f"{outcome.error}")
+        return (f"failed (optional; the run goes on) after {plural(outcome.attempts, 'attempt')}, "
+                f"{outcome.duration_s:.2f}s: {outcome.error}")
     if outcome.status == FAILED:
-        return f"failed after {outcome.attempts} attempts, {outcome.duration_s:.2f}s: {outcome.error}"
+        return f"failed after {plural(outcome.attempts, 'attempt')}, {outcome.duration_s:.2f}s: {outcome.error}"
     return f"{outcome.status}" + (" (optional)" if outcome.optional else "") + (
         f": {outcome.error}" if outcome.error else "")
 

@@ -6,13 +6,15 @@ cycles) and the output references, reported as ``SPEC:LINE: steps[2].files.dirs[
 
 from __future__ import annotations
 
+import difflib
 import os
-from collections.abc import Mapping
+import types
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, Union, get_args, get_origin
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core.core_schema import ErrorType
 
 from prefect_init.errors import SpecError, SpecProblem
@@ -86,13 +88,57 @@ def _words(err: Any) -> str:
     return f"not a valid value here ({kind.replace('_', ' ')})"
 
 
-def _pydantic_problems(exc: ValidationError, prefix: tuple[str | int, ...], source: SourceMap) -> list[SpecProblem]:
+def closest(word: str, choices: Iterator[str] | list[str] | set[str]) -> str | None:
+    """The choice a misspelt ``word`` most likely meant (``comand`` -> ``command``), or None."""
+    found = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.75)
+    return found[0] if found else None
+
+
+def _did_you_mean(word: object, choices: Iterator[str] | list[str] | set[str]) -> str:
+    guess = closest(word, choices) if isinstance(word, str) else None
+    return f" (did you mean `{guess}`?)" if guess else ""
+
+
+def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
+    """The pydantic models an annotation can hold: ``X``, ``X | None``, ``list[X]``, ``dict[str, X]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+        return
+    origin = get_origin(annotation)
+    if origin is not None or isinstance(annotation, types.UnionType) or origin is Union:
+        for arg in get_args(annotation):
+            yield from _models_in(arg)
+
+
+def _keys_at(model: type[BaseModel] | None, loc: tuple[str | int, ...]) -> set[str]:
+    """Every key a mapping at ``loc`` (a path below ``model``) may hold: field names and their aliases."""
+    models: list[type[BaseModel]] = [model] if model is not None else []
+    for part in loc:
+        if isinstance(part, int) or part.startswith("<"):
+            continue  # a list index or a union tag: the same models
+        below: list[type[BaseModel]] = []
+        for m in models:
+            for name, field in m.model_fields.items():
+                if part in (name, field.alias):
+                    below.extend(_models_in(field.annotation))
+        if below:
+            models = below
+        # a dict's key (headers: {X: ...}) leaves the models as they are; an unknown part matches nothing
+    return {key for m in models for name, f in m.model_fields.items() for key in (name, f.alias) if key}
+
+
+def _pydantic_problems(exc: ValidationError, prefix: tuple[str | int, ...], source: SourceMap,
+                       model: type[BaseModel] | None = None) -> list[SpecProblem]:
     problems = []
     for err in exc.errors(include_url=False):
         # drop pydantic's internal parts: validator names and union tags (``<tcp>``)
         loc = tuple(part for part in err["loc"] if not (isinstance(part, str) and (
             part.startswith("function-") or (part.startswith("<") and part.endswith(">")))))
-        problems.append(source.problem((*prefix, *loc), _words(err)))
+        words = _words(err)
+        if err["type"] == "extra_forbidden" and loc:
+            guess = _did_you_mean(loc[-1], _keys_at(model, tuple(err["loc"][:-1])))
+            words = f"unknown key{guess}" if guess else words
+        problems.append(source.problem((*prefix, *loc), words))
     return problems
 
 
@@ -142,14 +188,15 @@ def _validate_step(raw: Any, index: int, source: SourceMap) -> tuple[StepBase | 
         unknown = [key for key in raw if key not in known]
         expected = " | ".join(sorted(KINDS))
         if unknown:
-            return None, [source.problem((*path, key), f"unknown step kind or key (kinds: {expected})")
+            return None, [source.problem((*path, key), "unknown step kind or key"
+                                         + (_did_you_mean(key, [*KINDS, *known]) or f" (kinds: {expected})"))
                           for key in unknown]
         return None, [source.problem(path, f"a step needs one kind key: {expected}")]
     model: type[StepBase] = kind_module(kinds[0]).Step
     try:
         return model.model_validate(raw), []
     except ValidationError as exc:
-        return None, _pydantic_problems(exc, path, source)
+        return None, _pydantic_problems(exc, path, source, model)
 
 
 def parse_spec(text: str, file: str, env: Mapping[str, str] | None = None, base_dir: str | None = None,
@@ -170,7 +217,7 @@ def parse_spec(text: str, file: str, env: Mapping[str, str] | None = None, base_
     try:
         header = SpecHeader.model_validate(data)
     except ValidationError as exc:
-        problems += _pydantic_problems(exc, (), source)
+        problems += _pydantic_problems(exc, (), source, SpecHeader)
     raw_steps: list[Any] = data["steps"] if isinstance(data.get("steps"), list) else []
     steps: list[StepBase] = []
     shapes: list[_Shape] = []  # every step as the plan sees it, valid or not: its problems are said at once

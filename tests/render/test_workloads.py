@@ -151,7 +151,7 @@ def test_a_spec_with_an_error_renders_nothing(tmp_path: Path) -> None:
     result = run_cli("render", "job", str(bad), "--image", IMAGE)
     assert result.code == 2
     assert result.stdout == ""
-    assert f"{bad}:6: steps[0].retrys: unknown key (check the spelling)" in result.stderr.splitlines()
+    assert f"{bad}:6: steps[0].retrys: unknown key (did you mean `retries`?)" in result.stderr.splitlines()
     assert "Traceback" not in result.stderr
 
 
