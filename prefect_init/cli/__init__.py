@@ -58,6 +58,9 @@ def _main(version: Annotated[bool, typer.Option("--version", callback=_version, 
     Exit codes: 0 success; 1 a step failed, or the Prefect API refused or is required and away; 2 the spec or
     the command line is wrong (one line per problem, never a traceback); 130 interrupted.
     """
+    from prefect_init.runtime.redaction import register_environment
+
+    register_environment()  # VAULT_TOKEN, PREFECT_API_KEY: masked even where no step reads them
 
 
 def _err(message: str) -> None:

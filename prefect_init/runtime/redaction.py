@@ -3,21 +3,52 @@
 Every log line, error message, status file and artifact goes through :func:`redact`. Step kinds register
 the secrets they read (file contents, Vault values, tokens, header values) with :func:`register_secret`
 *before* anything can log them. Passwords in URLs and DSNs (``scheme://user:password@host``, libpq
-``password=...``) are masked by pattern whether or not they were registered.
+``password=...``) are masked by pattern whether or not they were registered, and so are a token written as an
+HTTP(S) URL's user (``https://TOKEN@host``) and a query string's credential (``?access_token=...``,
+``&X-Amz-Signature=...``: a parameter named like a token, key, signature, password or secret).
+
+A registered value is masked in every form it takes on its way to a log line: as it is, escaped in a JSON or a
+Python string (``a\\"b``), quoted for a shell (``'it'\\''s'``), URL-encoded (``a%20b``, ``a+b``). A number
+(a Vault value can be one) is registered by its text and masked only where it stands whole, not inside a longer
+number. ``VAULT_TOKEN``, ``PREFECT_API_KEY`` and ``PREFECT_API_AUTH_STRING`` from the environment are registered
+at the command line's start (:func:`register_environment`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
+import shlex
 import threading
+import urllib.parse
 
 MASK = "****"
 MIN_SECRET_LENGTH = 4
 """Shorter values are not masked by value (masking every ``a`` would garble logs); URL passwords still are."""
 
 _URL_PASSWORD = re.compile(r"(?P<pre>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s/]+)(?P<post>@)")
-_KV_PASSWORD = re.compile(r"(?P<pre>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|[^\s'\"]+)", re.IGNORECASE)
+_KV_PASSWORD = re.compile(r"(?P<pre>(?<![?&;])\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|[^\s'\"]+)", re.IGNORECASE)
+_URL_USER = re.compile(r"(?P<pre>\b(?:[a-zA-Z][a-zA-Z0-9.-]*\+)?https?://)(?P<user>[^:/@\s?#'\"<>]+)(?P<post>@)",
+                       re.IGNORECASE)
+"""An HTTP(S) URL's user without a password: how a token is often given (``https://TOKEN@github.com/...``).
+Other schemes' users (``ssh://git@``, ``postgres://app@``) are names, kept."""
+_QUERY_SECRET = re.compile(r"(?P<pre>[?&;][\w.-]*(?:token|key|sig|signature|password|passwd|secret|credential)=)"
+                           r"(?P<value>[^&#;\s'\"<>]+)", re.IGNORECASE)
+"""A query string's parameter named like a credential: ``access_token``, ``private_token``, ``api_key``,
+``apikey``, ``key``, ``sig``, ``X-Amz-Signature``, ``X-Amz-Security-Token``, ``client_secret``, ``password``."""
+ENVIRONMENT_SECRETS = ("VAULT_TOKEN", "PREFECT_API_KEY", "PREFECT_API_AUTH_STRING")
+"""Variables whose values are secrets wherever they come from: registered at the command line's start."""
+
+
+def forms(value: str) -> set[str]:
+    """``value`` as it may be written on its way to a log line: as it is, escaped in a JSON or a Python string,
+    quoted for a POSIX shell (inside single quotes, ``'`` is ``'\\''`` or ``'"'"'``), URL-encoded."""
+    out = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1], repr(value)[1:-1],
+           value.replace("'", "'\\''"), value.replace("'", "'\"'\"'"), shlex.quote(value),
+           urllib.parse.quote(value, safe=""), urllib.parse.quote(value), urllib.parse.quote_plus(value)}
+    return out
 
 
 class Redactor:
@@ -25,11 +56,17 @@ class Redactor:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._values: set[str] = set()
+        self._values: dict[str, str] = {}
+        """Each text to mask -> its part of the one pattern (a number's is bounded by non-digits)."""
         self._pattern: re.Pattern[str] | None = None
 
-    def register(self, value: str | bytes | None) -> None:
-        if value is None:
+    def register(self, value: str | bytes | int | float | None) -> None:
+        if value is None or isinstance(value, bool):
+            return
+        if isinstance(value, int | float):
+            text = str(value)
+            if len(text) >= MIN_SECRET_LENGTH:
+                self._add({text: rf"(?<![0-9.]){re.escape(text)}(?![0-9])"})
             return
         if isinstance(value, bytes):
             try:
@@ -39,33 +76,46 @@ class Redactor:
         candidates = {value, value.strip()}
         # A multi-line secret (a PEM key) is also masked line by line, since logs split lines.
         candidates.update(line.strip() for line in value.splitlines())
+        wanted = {form for c in candidates if len(c) >= MIN_SECRET_LENGTH for form in forms(c)}
+        self._add({form: re.escape(form) for form in wanted})
+
+    def _add(self, pieces: dict[str, str]) -> None:
         with self._lock:
-            new = {c for c in candidates if len(c) >= MIN_SECRET_LENGTH} - self._values
+            new = {text: piece for text, piece in pieces.items() if text not in self._values}
             if not new:
                 return
-            self._values |= new
-            ordered = sorted(self._values, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
+            self._values.update(new)
+            ordered = sorted(self._values, key=len, reverse=True)  # the longest form first: all of it is masked
+            self._pattern = re.compile("|".join(self._values[text] for text in ordered))
 
     def redact(self, text: str) -> str:
         pattern = self._pattern
         if pattern is not None:
             text = pattern.sub(MASK, text)
         text = _URL_PASSWORD.sub(lambda m: f"{m['pre']}{MASK}{m['post']}", text)
+        text = _URL_USER.sub(lambda m: f"{m['pre']}{MASK}{m['post']}", text)
+        text = _QUERY_SECRET.sub(lambda m: f"{m['pre']}{MASK}", text)
         return _KV_PASSWORD.sub(lambda m: f"{m['pre']}{MASK}", text)
 
 
 REDACTOR = Redactor()
 
 
-def register_secret(value: str | bytes | None) -> None:
+def register_secret(value: str | bytes | int | float | None) -> None:
     """Mark a value as secret for the rest of this process: it is masked everywhere from now on."""
     REDACTOR.register(value)
 
 
+def register_environment(names: tuple[str, ...] = ENVIRONMENT_SECRETS) -> None:
+    """Register the values of ``names`` in this process's environment (when set) as secrets."""
+    for name in names:
+        register_secret(os.environ.get(name))
+
+
 def register_values(value: object) -> None:
-    """Register every string inside ``value`` (a parsed document: dicts, lists, strings) as a secret."""
-    if isinstance(value, str):
+    """Register every string and number inside ``value`` (a parsed document: dicts, lists, strings, numbers) as
+    a secret."""
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
         register_secret(value)
     elif isinstance(value, dict):
         for item in value.values():

@@ -1,0 +1,164 @@
+"""Secrets never reach the record, in any of the forms a value takes on its way there: escaped in JSON, quoted for
+a shell, encoded in a URL, a number, a token as a URL's user, a token in a query string, a key in the environment.
+
+Each scan asserts its positive control first: the masked form (``****``) is where the value would have been."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from prefect_init.runtime.redaction import MASK, Redactor, redact
+from tests.helpers import clean_env, run_cli, write_spec
+from tests.vaultserver import FakeVault, VaultState, vault_server
+
+QUOTED = 'canary"quote\\slash-4e1'
+APOSTROPHE = "it's-a-canary-4e2"
+SPACED = "canary with space&amp=4e3"
+NUMBER = 90417723
+TOKEN = "ghp-canary-user-4e5"
+VAULT_TOKEN = "hvs.env-token-canary-4e6"
+API_KEY = "pnu-env-api-key-canary-4e7"
+
+
+@pytest.mark.parametrize("value", [QUOTED, APOSTROPHE, SPACED, "ünïcode-canary-4e4"])
+def test_every_escaped_form_of_a_registered_value_is_masked(value: str) -> None:
+    r = Redactor()
+    r.register(value)
+    forms = {json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1], shlex.quote(value),
+             "'" + value.replace("'", "'\\''") + "'", urllib.parse.quote(value, safe=""),
+             urllib.parse.quote_plus(value), repr(value)[1:-1]}
+    for form in forms:
+        masked = r.redact(f"before {form} after")
+        assert masked.startswith("before ") and masked.endswith(" after") and MASK in masked, (form, masked)
+        assert form not in masked and value not in masked, (form, masked)
+
+
+def test_numbers_are_registered_by_their_text_and_masked_whole() -> None:
+    r = Redactor()
+    r.register(NUMBER)
+    r.register(12)  # below the minimum length: never masked by value
+    r.register(True)
+    assert r.redact(f"pin {NUMBER}, port 12, True") == f"pin {MASK}, port 12, True"
+    assert r.redact(f"id 1{NUMBER}2") == f"id 1{NUMBER}2"  # a number is masked whole, not inside another
+    r.register(3.25)
+    assert r.redact("ratio 3.25") == f"ratio {MASK}"
+
+
+def test_a_token_as_a_urls_user_is_masked_unregistered() -> None:
+    assert redact(f"clone https://{TOKEN}@github.example/org/repo.git failed") == \
+        f"clone https://{MASK}@github.example/org/repo.git failed"
+    assert redact(f"git+https://{TOKEN}@host/x") == f"git+https://{MASK}@host/x"
+    assert redact(f"https://user:{TOKEN}@host/") == f"https://user:{MASK}@host/"
+    # not a token: an e-mail address in text, a ssh user, a database user without a password
+    assert redact("mail ops@example.com") == "mail ops@example.com"
+    assert redact("ssh://git@host/repo.git postgres://app@db/app") == "ssh://git@host/repo.git postgres://app@db/app"
+
+
+@pytest.mark.parametrize("name", ["access_token", "token", "private_token", "api_key", "apikey", "key", "sig",
+                                  "signature", "password", "secret", "X-Amz-Signature", "X-Amz-Security-Token",
+                                  "client_secret", "ACCESS_TOKEN"])
+def test_query_string_credentials_are_masked_by_name(name: str) -> None:
+    url = f"https://host/path?page=2&{name}=q-canary-4e8&b=1"
+    assert redact(f"GET {url} 403") == f"GET https://host/path?page=2&{name}={MASK}&b=1 403"
+    assert redact(f"https://host/?{name}=q-canary-4e8") == f"https://host/?{name}={MASK}"
+
+
+def test_query_strings_without_credentials_are_kept() -> None:
+    text = "https://host/search?q=monkeyish&page=2&keyword=x&tokens_used=3"
+    assert redact(text) == text
+
+
+def test_performance_one_pattern_for_many_values() -> None:
+    """Many registered values are one compiled pattern, not one per value (a bound on work, not on time)."""
+    r = Redactor()
+    for i in range(200):
+        r.register(f"value-{i:04d}-secret's")
+    assert r.redact("x value-0199-secret's y") == f"x {MASK} y"
+    assert isinstance(r._pattern, type(__import__("re").compile("")))
+
+
+@pytest.fixture
+def vault() -> Iterator[FakeVault]:
+    state = VaultState()
+    state.tokens["hvs.root-canary-token-4e9"] = ["secret/"]
+    state.put_kv2("secret/app", {"quoted": QUOTED, "apostrophe": APOSTROPHE, "spaced": SPACED, "pin": NUMBER})
+    with vault_server(state) as server:
+        yield server
+
+
+def test_vault_values_never_reach_the_record_in_any_form(tmp_path: Path, vault: FakeVault) -> None:
+    """The values written as JSON and as a shell env file, printed by a later step, and a failing step that echoes
+    them: stderr, the status file and the termination log hold the masked form, never a value in any form."""
+    (tmp_path / "token").write_text("hvs.root-canary-token-4e9\n")
+    spec = write_spec(tmp_path, json.dumps({"version": 1, "name": "forms", "status_file": "status.json", "steps": [
+        {"name": "secrets", "vault": {"address": vault.address, "auth": {"token_file": str(tmp_path / "token")},
+                                      "secrets": [{"path": "secret/data/app", "dest": str(tmp_path / "s.json")},
+                                                  {"path": "secret/data/app", "dest": str(tmp_path / "s.env"),
+                                                   "format": "env"}]}},
+        {"name": "show", "after": ["secrets"], "command": ["sh", "-c", f"cat {tmp_path}/s.json; echo; "
+                                                          f"cat {tmp_path}/s.env"]},
+        {"name": "fail", "after": ["show"], "command": ["sh", "-c", f"cat {tmp_path}/s.json {tmp_path}/s.env >&2; "
+                                                        "exit 3"]}]}))
+    term = tmp_path / "termination-log"
+    term.write_text("")
+    result = run_cli("run", str(spec), env=clean_env(PREFECT_INIT_TERMINATION_LOG=str(term)))
+    assert result.code == 1 and "[fail] failed after" in result.stderr, result.output
+    written = json.loads((tmp_path / "s.json").read_text())
+    assert written["quoted"] == QUOTED and written["pin"] == NUMBER  # the values got where they belong
+    status = (tmp_path / "status.json").read_text()
+    # positive controls: the lines are there, masked
+    assert '"quoted": "****"' in result.stderr and '"pin": ****' in result.stderr, result.stderr
+    assert "apostrophe='****'" in result.stderr and "****" in status and "****" in term.read_text()
+    forms = {form for value in (QUOTED, APOSTROPHE, SPACED) for form in
+             (value, json.dumps(value)[1:-1], shlex.quote(value), value.replace("'", "'\\''"),
+              json.dumps(json.dumps(value))[1:-1])}
+    forms.add(str(NUMBER))
+    for text in (result.stdout, result.stderr, status, term.read_text()):
+        for form in forms:
+            assert form not in text, form
+
+
+def test_a_token_as_a_urls_user_never_reaches_the_record(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, f"""
+        version: 1
+        name: url-user
+        status_file: status.json
+        steps:
+          - name: clone
+            command: [sh, -c, 'echo "fatal: https://{TOKEN}@127.0.0.1:9/r.git?access_token={TOKEN}x" >&2; exit 9']
+    """)
+    term = tmp_path / "termination-log"
+    term.write_text("")
+    result = run_cli("run", str(spec), env=clean_env(PREFECT_INIT_TERMINATION_LOG=str(term)))
+    assert result.code == 1, result.output
+    status = (tmp_path / "status.json").read_text()
+    for text in (result.stderr, status, term.read_text()):
+        assert f"https://{MASK}@127.0.0.1:9/r.git?access_token={MASK}" in text, text  # the positive control
+        assert TOKEN not in text
+
+
+def test_vault_token_and_api_key_from_the_environment_are_masked(tmp_path: Path) -> None:
+    """Nothing in the spec reads them, so nothing else registers them: the CLI does, at start."""
+    spec = write_spec(tmp_path, """
+        version: 1
+        name: env-keys
+        status_file: status.json
+        steps:
+          - name: leak
+            command: [sh, -c, 'echo "token $VAULT_TOKEN key $PREFECT_API_KEY"; echo "again $VAULT_TOKEN" >&2; exit 1']
+    """)
+    term = tmp_path / "termination-log"
+    term.write_text("")
+    result = run_cli("run", str(spec), "--local", env=clean_env(
+        PREFECT_INIT_TERMINATION_LOG=str(term), VAULT_TOKEN=VAULT_TOKEN, PREFECT_API_KEY=API_KEY + "\n"))
+    assert result.code == 1, result.output
+    status = (tmp_path / "status.json").read_text()
+    assert f"token {MASK} key {MASK}" in result.stderr and f"again {MASK}" in status, result.stderr
+    for text in (result.stdout, result.stderr, status, term.read_text()):
+        assert VAULT_TOKEN not in text and API_KEY not in text
