@@ -62,6 +62,14 @@ def _flow_run_name() -> str:
     return Identity.from_env().run_name(name)
 
 
+def _task_run_tags(spec: Spec) -> list[str]:
+    """The tags of every task run: the flow run's own (the deployment's, ``trigger --tag``), as Prefect's engine
+    gives a flow's task runs, and those of any other run of the spec (``prefect-init``, ``spec:NAME``, the pod's)."""
+    context = FlowRunContext.get()
+    own = list(context.flow_run.tags) if context is not None and context.flow_run is not None else []
+    return list(dict.fromkeys([*own, *Identity.from_env().tags(spec.name, spec.tags)]))
+
+
 def _load(spec_path: str | None, spec_text: str | None, base_dir: str | None) -> Spec:
     if (spec_path is None) == (spec_text is None):
         raise SpecError([SpecProblem("prefect-init", None, "", "give exactly one of spec_path and spec_text")])
@@ -112,7 +120,7 @@ def run_spec(spec_path: str | None = None, only: list[str] | None = None, status
             logger.error(str(problem))
         return Failed(message=redact(f"invalid spec: {exc.problems[0]}"))
     observer = _observer(spec)
-    observer.start({}, [])
+    observer.start({}, _task_run_tags(spec))
     local = PlainReporter()
     reporter = ObservingReporter(local, observer, spec)
     outcome = run_spec_with(spec, LocalExecutor(spec, reporter, CANCEL), reporter, CANCEL, only)

@@ -69,6 +69,8 @@ def test_deploy_then_trigger_completes(process_pool: ProcessPool, tmp_path: Path
     assert run["parameters"]["spec_text"] == spec.read_text()
     tasks = settled_task_runs(process_pool.server.api_url, [run["id"]], 2)
     assert sorted(t["name"] for t in tasks) == ["greet", "prepare"]
+    for task in tasks:  # tagged as the flow run, and as any other run of the spec
+        assert {"prefect-init", "spec:trigger-ok", "release-1"} <= set(task["tags"]), task["tags"]
     artifacts = process_pool.server.post("/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}})
     assert [a["key"] for a in artifacts] == ["prefect-init-trigger-ok"]
     assert "| greet | command | succeeded |" in artifacts[0]["data"]
