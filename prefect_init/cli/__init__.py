@@ -37,6 +37,28 @@ PLACEHOLDERS = {
     "service": "NAME"}
 """Each parameter's placeholder in --help, in words (typer would print the Python type: <str>, <list[str]>)."""
 
+EXIT_CODES = {
+    "check": "0 the spec is valid (--online: every probe found what it needs); 1 --online: a probe found a problem "
+             "(--strict: also a wait target not ready, a migration's lint finding); 2 the spec or the command line "
+             "is wrong",
+    "run": "0 every required step succeeded (an optional step may have failed, with a warning); 1 a step failed, "
+           "the run was stopped (SIGTERM), or --require-api found no API; 2 the spec or the command line is wrong",
+    "render": "0 the manifests were printed or written; 1 a file could not be written; 2 the spec, the command "
+              "line or the --into file is wrong (nothing is written)",
+    "deploy": "0 the deployment was created or updated; 1 the Prefect API is away or refused; 2 the spec or the "
+              "command line is wrong, a credential given as a value, a work pool that does not exist",
+    "trigger": "0 the run COMPLETED; 1 it FAILED, CRASHED, was CANCELLED or timed out (then it is cancelled), or the "
+               "API refused; 2 an unknown deployment, no Prefect API, or the command line is wrong",
+    "runs": "0 the runs were listed (none is no error); 1 the Prefect API refused; 2 no Prefect API, or the command "
+            "line is wrong",
+    "migrations": "0 every migration is applied or pending; 1 a file changed, went missing or failed, or the "
+                  "database cannot be read; 2 the spec or the command line is wrong",
+    "import": "0 the spec was written (notes on stderr); 2 a bad manifest, no or several workloads with "
+              "initContainers (give --workload), an unwritable -o",
+    "schema": "0 always",
+}
+"""Every command's exit codes: the last paragraph of its --help (a test holds every command to one)."""
+
 
 def _version(value: bool) -> None:
     if value:
@@ -594,12 +616,12 @@ def runs(
 def migrations(
     spec: Annotated[str, typer.Argument(help="The spec file ('-' for standard input).")],
     step: Annotated[str | None, typer.Option(help="The migrate step (when the spec has several).")] = None,
-    format: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    format: Annotated[str, typer.Option("--format", help="text (a table) or json.")] = "text",
 ) -> None:
     """Every migration of a migrate step with its state (applied, pending, baseline, adopted, changed, missing,
     failed), read-only: nothing is created or applied. Exit 1 when a file changed, went missing or failed."""
-    if format not in ("table", "json"):
-        _err(f"migrations: --format is 'table' or 'json', not {format!r}")
+    if format not in ("text", "table", "json"):  # table: the word of earlier releases
+        _err(f"migrations: --format is 'text' or 'json', not {format!r}")
         raise typer.Exit(EXIT_USAGE)
     from prefect_init.kinds.migrate.step import Step as MigrateStep
 
@@ -707,11 +729,13 @@ def command() -> Any:
     def words(param: Any) -> None:
         if getattr(param, "is_flag", False):
             param.metavar = ""
-        elif param.name:
+        elif param.name and not param.metavar:  # an explicit metavar (LOCAL_DIR:PATH) is already words
             param.metavar = PLACEHOLDERS.get(param.name, param.name.upper())
         if param.param_type_name == "argument":  # its name says it: no type beside it
             param.display_type_rich = lambda ctx: None
 
+    for name, sub in getattr(group, "commands", {}).items():
+        sub.epilog = f"Exit codes: {EXIT_CODES[name]}."
     for sub in [group, *getattr(group, "commands", {}).values()]:
         for param in sub.params:
             words(param)

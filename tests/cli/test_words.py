@@ -87,3 +87,42 @@ def test_one_is_singular_everywhere_we_count(tmp_path: Path) -> None:
 ])
 def test_plural(count: int, word: str, expected: str) -> None:
     assert plural(count, word) == expected
+
+
+def _commands() -> list[str]:
+    from prefect_init.cli import command
+
+    return sorted(command().commands)
+
+
+@pytest.mark.parametrize("name", _commands())
+def test_every_command_says_its_exit_codes_and_names_its_placeholders_in_words(name: str) -> None:
+    result = run_cli(name, "--help", env={**__import__("os").environ, "COLUMNS": "200"})
+    assert result.code == 0, result.stderr
+    paragraphs = [p.strip() for p in result.stdout.split("\n\n") if p.strip()]
+    assert paragraphs[-1].startswith("Exit codes: 0 "), paragraphs[-1]
+    # typer's own placeholder is the parameter's name upper-cased (ENV_FROM_SECRET): ours are words
+    from prefect_init.cli import command
+
+    for param in command().commands[name].params:
+        if param.name and "_" in param.name and not getattr(param, "is_flag", False):
+            shown = re.search(rf"(?<![A-Z_]){param.name.upper()}\b", result.stdout)
+            assert shown is None, f"{name} --help shows the placeholder {param.name.upper()}"
+
+
+def test_migrations_takes_the_format_its_help_offers(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, """
+        version: 1
+        name: fmt
+        steps:
+          - name: migrate
+            migrate:
+              database: postgresql://app@127.0.0.1:1/app
+              dir: migrations
+    """)
+    (tmp_path / "migrations").mkdir()
+    offered = run_cli("migrations", "--help", env={**__import__("os").environ, "COLUMNS": "200"}).stdout
+    assert "--format text|json" in offered
+    result = run_cli("migrations", str(spec), "--format", "text")
+    assert "--format" not in result.stderr, result.stderr  # accepted; the database is not there: exit 1
+    assert result.code == 1, result.stderr
