@@ -14,17 +14,27 @@
 
 from __future__ import annotations
 
+import errno
 import grp
 import os
 import pwd
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
 from prefect_init.errors import StepFailed
-from prefect_init.runtime.atomic import atomic_writer, write_error
+from prefect_init.runtime.atomic import (
+    atomic_writer,
+    open_nofollow,
+    opened_dir,
+    read_nofollow,
+    refuse_link,
+    set_attributes,
+    write_error,
+)
 from prefect_init.runtime.context import RunContext
 from prefect_init.spec.model import Mode, Owner, StepBase, StrictModel
 
@@ -73,87 +83,153 @@ def resolve_owner(owner: str) -> tuple[int, int]:
     return uid, gid
 
 
-def _apply(path: Path, mode: int | None, owner: str | None, changes: list[str]) -> None:
-    st = path.stat()
+def _chown_error(path: str | os.PathLike[str], owner: str | None) -> StepFailed:
+    return StepFailed(f"{path}: cannot change owner to {owner} as uid {os.getuid()} "
+                      "(run the init container as root, or give it CAP_CHOWN)")
+
+
+def _apply(fd: int, path: Path, mode: int | None, owner: str | None, changes: list[str]) -> None:
+    """``mode`` and ``owner`` on the very file ``fd`` was opened on (never through a link)."""
+    st = os.fstat(fd)
     if owner is not None:
         uid, gid = resolve_owner(owner)
         if (uid != -1 and st.st_uid != uid) or (gid != -1 and st.st_gid != gid):
             try:
-                os.chown(path, uid, gid)
+                set_attributes(fd, uid=uid, gid=gid)
             except PermissionError:
-                raise StepFailed(f"{path}: cannot change owner to {owner} as uid {os.getuid()} "
-                                 "(run the init container as root, or give it CAP_CHOWN)") from None
+                raise _chown_error(path, owner) from None
             changes.append(f"owner {owner} {path}")
     if mode is not None and stat.S_IMODE(st.st_mode) != mode:
-        os.chmod(path, mode)
+        set_attributes(fd, mode)
         changes.append(f"mode {mode:04o} {path}")
 
 
-def _apply_below(top: Path, mode: int | None, owner: str | None, changes: list[str]) -> None:
+def _apply_below(top_fd: int, top: Path, mode: int | None, owner: str | None, changes: list[str]) -> None:
     """``mode`` and ``owner`` on every directory and file under ``top`` that differs (``-R``): one line for all
-    of them, however many (a volume may hold millions); symbolic links are not touched nor followed. A directory
-    that cannot be read fails the step (``chown -R`` would say so too)."""
+    of them, however many (a volume may hold millions); symbolic links are not touched nor followed: the walk
+    goes by descriptors, each entry opened with ``O_NOFOLLOW``. A directory that cannot be read fails
+    the step (``chown -R`` would say so too)."""
     uid, gid = resolve_owner(owner) if owner is not None else (-1, -1)
-
-    def unreadable(exc: OSError) -> None:
-        raise StepFailed(f"{exc.filename}: cannot read it to set {what} on what it holds ({exc.strerror})")
-
     what = " and ".join(x for x in (f"owner {owner}" if owner else "", f"mode {mode:04o}" if mode is not None
                                     else "") if x)
+
+    def unreadable(where: Path, exc: OSError) -> StepFailed:
+        return StepFailed(f"{where}: cannot read it to set {what} on what it holds ({exc.strerror})")
+
     changed = 0
-    for root, dirs, files in os.walk(top, onerror=unreadable):
-        for name in [*dirs, *files]:
-            path = os.path.join(root, name)
-            st = os.lstat(path)
-            if stat.S_ISLNK(st.st_mode):
+    levels: list[tuple[int, Path, Iterator[str]]] = []
+
+    def enter(fd: int, where: Path) -> None:
+        try:
+            names = sorted(os.listdir(fd))
+        except OSError as exc:
+            os.close(fd)
+            raise unreadable(where, exc) from None
+        levels.append((fd, where, iter(names)))
+
+    enter(os.dup(top_fd), top)
+    try:
+        while levels:
+            dir_fd, directory, names = levels[-1]
+            name = next(names, None)
+            if name is None:
+                os.close(levels.pop()[0])
                 continue
-            done = False
-            if (uid != -1 and st.st_uid != uid) or (gid != -1 and st.st_gid != gid):
+            where = directory / name
+            try:
+                fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            except FileNotFoundError:
+                continue  # removed meanwhile
+            try:
+                st = os.fstat(fd)
+                if stat.S_ISLNK(st.st_mode):
+                    continue  # neither the link nor what it points to
+                done = False
+                if (uid != -1 and st.st_uid != uid) or (gid != -1 and st.st_gid != gid):
+                    try:
+                        set_attributes(fd, uid=uid, gid=gid)
+                    except PermissionError:
+                        raise _chown_error(where, owner) from None
+                    done = True
+                if mode is not None and stat.S_IMODE(st.st_mode) != mode:
+                    set_attributes(fd, mode)
+                    done = True
+                changed += done
+            finally:
+                os.close(fd)
+            if stat.S_ISDIR(st.st_mode):
                 try:
-                    os.chown(path, uid, gid, follow_symlinks=False)
-                except PermissionError:
-                    raise StepFailed(f"{path}: cannot change owner to {owner} as uid {os.getuid()} "
-                                     "(run the init container as root, or give it CAP_CHOWN)") from None
-                done = True
-            if mode is not None and stat.S_IMODE(st.st_mode) != mode:
-                os.chmod(path, mode)
-                done = True
-            changed += done
+                    child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+                except OSError as exc:
+                    if exc.errno in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR):
+                        continue  # removed or replaced (by a link) meanwhile: not followed
+                    raise unreadable(where, exc) from None
+                enter(child, where)
+    finally:
+        for level in levels:
+            os.close(level[0])
     if changed:
         changes.append(f"{what} under {top}: {changed} entr{'y' if changed == 1 else 'ies'} changed")
 
 
+def _target(ctx: RunContext, raw: str) -> Path:
+    return Path(os.path.normpath(os.path.abspath(ctx.resolve(raw))))
+
+
 def _ensure_dir(entry: DirEntry, ctx: RunContext, changes: list[str]) -> None:
-    path = ctx.resolve(entry.path)
-    if path.exists() and not path.is_dir():
-        raise StepFailed(f"{path}: exists and is not a directory")
-    if not path.exists():
-        path.mkdir(parents=True, exist_ok=True)
-        changes.append(f"created {path}/")
-    _apply(path, entry.mode, entry.owner, changes)
-    if entry.recursive:
-        _apply_below(path, entry.mode, entry.owner, changes)
+    path = _target(ctx, entry.path)
+    name = path.name or "."
+    with opened_dir(path.parent, create=True) as parent:
+        st = refuse_link(parent, name, path)
+        if st is not None and not stat.S_ISDIR(st.st_mode):
+            raise StepFailed(f"{path}: exists and is not a directory")
+        if st is None:
+            try:
+                os.mkdir(name, 0o777, dir_fd=parent)
+                changes.append(f"created {path}/")
+            except FileExistsError:
+                pass  # made meanwhile (another replica): opened below, without following a link
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+        except OSError as exc:
+            refuse_link(parent, name, path)
+            if exc.errno in (errno.ENOTDIR, errno.ELOOP):
+                raise StepFailed(f"{path}: exists and is not a directory") from None
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+    try:
+        _apply(fd, path, entry.mode, entry.owner, changes)
+        if entry.recursive:
+            _apply_below(fd, path, entry.mode, entry.owner, changes)
+    finally:
+        os.close(fd)
 
 
 def _ensure_file(entry: FileEntry, ctx: RunContext, changes: list[str]) -> None:
-    path = ctx.resolve(entry.path)
-    if path.exists() and not path.is_file():
-        raise StepFailed(f"{path}: exists and is not a regular file")
+    path = _target(ctx, entry.path)
     content = (entry.content or "").encode()
     mode = entry.mode if entry.mode is not None else 0o644
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with atomic_writer(path, mode, exclusive=True) as handle:
+    with opened_dir(path.parent, create=True) as parent:
+        st = refuse_link(parent, path.name, path)
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            raise StepFailed(f"{path}: exists and is not a regular file")
+        if st is None:
+            try:
+                with atomic_writer(path, mode, exclusive=True) as handle:
+                    handle.write(content)
+                changes.append(f"created {path}")
+            except FileExistsError:
+                pass  # another replica created it between our check and our link: fine, apply mode below
+        elif entry.content is not None and read_nofollow(parent, path.name, path) != content:
+            with atomic_writer(path, stat.S_IMODE(st.st_mode) if entry.mode is None else mode) as handle:
                 handle.write(content)
-            changes.append(f"created {path}")
-        except FileExistsError:
-            pass  # another replica created it between our check and our link: fine, apply mode below
-    elif entry.content is not None and path.read_bytes() != content:
-        with atomic_writer(path, stat.S_IMODE(path.stat().st_mode) if entry.mode is None else mode) as handle:
-            handle.write(content)
-        changes.append(f"rewrote {path}")
-    _apply(path, entry.mode, entry.owner, changes)
+            changes.append(f"rewrote {path}")
+        fd = open_nofollow(parent, path.name, path)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise StepFailed(f"{path}: exists and is not a regular file")
+        _apply(fd, path, entry.mode, entry.owner, changes)
+    finally:
+        os.close(fd)
 
 
 def run(step: Step, ctx: RunContext) -> str:

@@ -1,4 +1,5 @@
-"""Atomic file output: a temporary file in the same directory, fsync, rename.
+"""Atomic file output: a temporary file in the same directory, fsync, rename; and paths walked without
+following a link that the app could have planted.
 
 A reader sees the old file or the new one, never half of one; a failure leaves the old file untouched and no
 temporary file behind, even when the failure is in ``close`` or ``fsync`` themselves (a full volume reports
@@ -9,6 +10,13 @@ A process killed while writing (SIGKILL, an OOM kill) leaves its temporary file;
 target removes it. Every temporary file is held with an exclusive ``flock`` while it is written, so a writer
 removes only the leftovers nobody holds, never a racing replica's file in progress.
 
+Links (docs/hardening/links.md): the pod runs as root on volumes the app can write, so a path is walked from
+``/`` one directory at a time (``openat`` with ``O_NOFOLLOW``), and the temporary file, the rename and every
+mode or owner change happen relative to the directory so opened. A symbolic link on the way is followed only
+where nobody but root (or this user) could have put it: in a directory owned by root (or this user) that no
+group and no other may write (``/var/run -> /run`` on Debian). Anywhere else, and always at the path's last
+component, a link is refused in words (:func:`link_refused`).
+
 Every ``OSError`` comes out as a :class:`~prefect_init.errors.StepFailed` that names the path and the cause in
 words (``/config/app.yaml: no space left on device (the volume is full)``): final, since retrying a full or
 read-only volume does not help.
@@ -16,11 +24,13 @@ read-only volume does not help.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import fcntl
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -37,7 +47,14 @@ CAUSES = {
     errno.ENOTDIR: "a part of the path is a file, not a directory",
     errno.EISDIR: "it is a directory",
     errno.EIO: "input/output error (the volume or its device failed)",
+    errno.ELOOP: "too many symbolic links",
 }
+
+MAX_LINKS = 40
+"""Links followed in one walk at most (the kernel's own limit): a loop of links ends in an error."""
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_PROC_FD = Path("/proc/self/fd")
 
 
 def describe(path: str | os.PathLike[str], exc: OSError) -> str:
@@ -50,31 +67,196 @@ def write_error(path: str | os.PathLike[str], exc: OSError) -> StepFailed:
     return StepFailed(describe(path, exc))
 
 
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+def link_refused(path: str | os.PathLike[str], target: str) -> StepFailed:
+    """The error for a link where prefect-init will not follow one."""
+    return StepFailed(f"{path} is a symbolic link (to {target}); prefect-init never follows links in a volume: "
+                      "remove it, or give the real path in the spec")
 
 
-def remove_leftovers(target: Path) -> None:
-    """Remove temporary files of ``target`` left by a writer that was killed (nobody holds their lock)."""
-    with contextlib.suppress(OSError):
-        for candidate in target.parent.glob(f".{target.name}.*.tmp"):
-            try:
-                fd = os.open(candidate, os.O_RDONLY | os.O_NOFOLLOW)
-            except OSError:
+def trusted(dir_fd: int) -> bool:
+    """Whether only root (or this user) can have put a link in this directory: owned by root or this user, and
+    writable by no group and no other (as OpenSSH checks the path of ``authorized_keys``)."""
+    st = os.fstat(dir_fd)
+    return st.st_uid in (0, os.geteuid()) and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def open_dir(path: str | os.PathLike[str], *, create: bool = False,
+             created: list[Path] | None = None) -> int:
+    """A descriptor of the directory ``path``, walked from ``/`` without following a link that the app could
+    have planted (see the module's text); with ``create``, missing directories are made (0777 less the umask)
+    and listed in ``created``.
+
+    Raises :func:`link_refused` for such a link, ``OSError`` (its ``filename`` the full path reached) else.
+    The caller closes the descriptor."""
+    parts = collections.deque(Path(os.path.normpath(os.path.abspath(path))).parts[1:])
+    fd = os.open("/", _DIR_FLAGS)
+    where = Path("/")
+    links = 0
+    try:
+        while parts:
+            name = parts.popleft()
+            if name in ("", "."):
                 continue
+            if name == "..":
+                parent = os.open("..", _DIR_FLAGS, dir_fd=fd)
+                os.close(fd)
+                fd, where = parent, where.parent
+                continue
+            here = where / name
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                continue  # held: a live writer's file
-            else:
-                with contextlib.suppress(OSError):
-                    candidate.unlink()
-            finally:
+                try:
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    try:
+                        os.mkdir(name, 0o777, dir_fd=fd)
+                    except FileExistsError:
+                        pass  # made meanwhile (another replica): look again
+                    else:
+                        if created is not None:
+                            created.append(here)
+                    parts.appendleft(name)
+                    continue
+                if stat.S_ISLNK(st.st_mode):
+                    target = os.readlink(name, dir_fd=fd)
+                    if not trusted(fd):
+                        raise link_refused(here, target)
+                    links += 1
+                    if links > MAX_LINKS:
+                        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP))
+                    if os.path.isabs(target):
+                        root = os.open("/", _DIR_FLAGS)
+                        os.close(fd)
+                        fd, where = root, Path("/")
+                    parts.extendleft(reversed(Path(target).parts[1:] if os.path.isabs(target)
+                                              else Path(target).parts))
+                    continue
+                if not stat.S_ISDIR(st.st_mode):
+                    raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+                try:
+                    child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        raise
+                    links += 1  # replaced by a link or a file since we looked: look again, a bounded number of times
+                    if links > MAX_LINKS:
+                        raise
+                    parts.appendleft(name)
+                    continue
+                os.close(fd)
+                fd, where = child, here
+            except OSError as exc:
+                raise OSError(exc.errno, exc.strerror, str(here)) from None
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+@contextlib.contextmanager
+def opened_dir(path: str | os.PathLike[str], *, create: bool = False,
+               created: list[Path] | None = None) -> Iterator[int]:
+    """:func:`open_dir` as a context manager that closes the descriptor."""
+    fd = open_dir(path, create=create, created=created)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def lstat_at(dir_fd: int, name: str) -> os.stat_result | None:
+    """``lstat`` of ``name`` in the directory ``dir_fd``; ``None`` if it is missing."""
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def refuse_link(dir_fd: int, name: str, path: str | os.PathLike[str]) -> os.stat_result | None:
+    """:func:`lstat_at`, raising :func:`link_refused` if ``name`` is a link."""
+    st = lstat_at(dir_fd, name)
+    if st is not None and stat.S_ISLNK(st.st_mode):
+        raise link_refused(path, os.readlink(name, dir_fd=dir_fd))
+    return st
+
+
+def open_nofollow(dir_fd: int, name: str, path: str | os.PathLike[str]) -> int:
+    """An ``O_PATH`` descriptor of ``name`` itself in ``dir_fd``, never of what a link points to (a link is
+    refused): for :func:`set_attributes`. The caller closes it."""
+    fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    if stat.S_ISLNK(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise link_refused(path, os.readlink(name, dir_fd=dir_fd))
+    return fd
+
+
+def set_attributes(fd: int, mode: int | None = None, uid: int = -1, gid: int = -1) -> None:
+    """``chmod``/``chown`` the very file ``fd`` refers to (also an ``O_PATH`` descriptor: through
+    ``/proc/self/fd``, which names the open file, not a path to resolve again)."""
+    try:
+        if uid != -1 or gid != -1:
+            os.fchown(fd, uid, gid)
+        if mode is not None:
+            os.fchmod(fd, mode)
+    except OSError as exc:
+        if exc.errno != errno.EBADF:  # EBADF: an O_PATH descriptor
+            raise
+        if uid != -1 or gid != -1:
+            os.chown(_PROC_FD / str(fd), uid, gid)
+        if mode is not None:
+            os.chmod(_PROC_FD / str(fd), mode)
+
+
+def read_nofollow(dir_fd: int, name: str, path: str | os.PathLike[str]) -> bytes | None:
+    """The bytes of the regular file ``name`` in ``dir_fd`` (a link is refused); ``None`` if it is missing or
+    not a regular file."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise link_refused(path, os.readlink(name, dir_fd=dir_fd)) from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            return handle.read()
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(dir_fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.fsync(dir_fd)
+
+
+def remove_leftovers(target: Path, dir_fd: int | None = None) -> None:
+    """Remove temporary files of ``target`` left by a writer that was killed (nobody holds their lock)."""
+    prefix, own = f".{target.name}.", dir_fd is None
+    with contextlib.suppress(OSError):
+        fd = open_dir(target.parent) if dir_fd is None else dir_fd
+        try:
+            for candidate in os.listdir(fd):
+                if not (candidate.startswith(prefix) and candidate.endswith(".tmp")):
+                    continue
+                try:
+                    held = os.open(candidate, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+                except OSError:
+                    continue
+                try:
+                    fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue  # held: a live writer's file
+                else:
+                    with contextlib.suppress(OSError):
+                        os.unlink(candidate, dir_fd=fd)
+                finally:
+                    os.close(held)
+        finally:
+            if own:
                 os.close(fd)
 
 
@@ -84,20 +266,36 @@ class AtomicFile:
     Between writing and committing, the temporary file can be read back (:attr:`temp_path`) and checked; leaving
     the ``with`` block without committing (an exception, or a decision not to) removes it and leaves ``target``
     as it was. An ``OSError`` inside the block or in the commit becomes a :class:`StepFailed` naming the target.
+
+    The directory is opened once, without following a link the app could have planted (:func:`open_dir`); the
+    temporary file, the rename and the removal all happen in that directory. A link at ``target`` itself is
+    refused, never followed nor replaced.
     """
 
     def __init__(self, target: str | os.PathLike[str], mode: int = 0o644, owner: tuple[int, int] | None = None):
         self.target = Path(target)
         self.mode, self.owner = mode, owner
         self.committed = False
+        self.dir_fd = -1
 
     def __enter__(self) -> AtomicFile:
-        remove_leftovers(self.target)
         try:
-            fd, name = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=self.target.parent)
+            self.dir_fd = open_dir(self.target.parent)
+            refuse_link(self.dir_fd, self.target.name, self.target)
         except OSError as exc:
+            self._close_dir()
             raise write_error(self.target, exc) from None
-        self.temp_path = Path(name)
+        except BaseException:
+            self._close_dir()
+            raise
+        remove_leftovers(self.target, self.dir_fd)
+        try:
+            fd, self.temp_name = self._create_temp()
+        except OSError as exc:
+            self._close_dir()
+            raise write_error(self.target, exc) from None
+        where = _PROC_FD / str(self.dir_fd)  # the directory we hold, whatever its path now leads to
+        self.temp_path = (where if where.is_dir() else self.target.parent) / self.temp_name
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.fchmod(fd, self.mode)
@@ -106,36 +304,54 @@ class AtomicFile:
         except BaseException as exc:
             os.close(fd)
             self._remove_temp()
+            self._close_dir()
             if isinstance(exc, OSError):
                 raise write_error(self.target, exc) from None
             raise
         self.handle: IO[bytes] = os.fdopen(fd, "wb")
         return self
 
+    def _create_temp(self) -> tuple[int, str]:
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        for _ in range(100):
+            name = f".{self.target.name}.{secrets.token_hex(4)}.tmp"
+            try:
+                return os.open(name, flags, 0o600, dir_fd=self.dir_fd), name
+            except FileExistsError:
+                continue
+        raise FileExistsError(errno.EEXIST, "no free temporary name", str(self.target))
+
     def commit(self, exclusive: bool = False) -> None:
         """Publish the file: fsync, then rename over the target (or hard-link: never replace, if ``exclusive``).
 
         A failure raises :class:`StepFailed` (``FileExistsError`` stays itself for ``exclusive``) and leaves the
         temporary file to :meth:`__exit__`, which removes it."""
+        name, at = self.target.name, self.dir_fd
         try:
             self.handle.flush()
             os.fsync(self.handle.fileno())
             self.handle.close()
             if exclusive:
-                os.link(self.temp_path, self.target)
+                os.link(self.temp_name, name, src_dir_fd=at, dst_dir_fd=at, follow_symlinks=False)
                 self._remove_temp()
             else:
-                os.replace(self.temp_path, self.target)
+                os.replace(self.temp_name, name, src_dir_fd=at, dst_dir_fd=at)  # over a link: the link goes
         except FileExistsError:
             raise
         except OSError as exc:
             raise write_error(self.target, exc) from None
         self.committed = True
-        _fsync_dir(self.target.parent)
+        _fsync_dir(at)
 
     def _remove_temp(self) -> None:
         with contextlib.suppress(OSError):
-            self.temp_path.unlink()
+            os.unlink(self.temp_name, dir_fd=self.dir_fd)
+
+    def _close_dir(self) -> None:
+        if self.dir_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.dir_fd)
+            self.dir_fd = -1
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         close_error: OSError | None = None
@@ -147,6 +363,7 @@ class AtomicFile:
         finally:
             if not self.committed:
                 self._remove_temp()
+            self._close_dir()
         if isinstance(exc, OSError) and not isinstance(exc, FileExistsError) and not isinstance(exc, StepError):
             raise write_error(self.target, exc) from None
         if close_error is not None and exc is None:
@@ -175,8 +392,10 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str, mode: int = 0o
 
 
 def make_parent(path: Path) -> None:
-    """Create ``path``'s missing directories (mode 0777 less the umask: 0755 by default), or fail in words."""
+    """Create ``path``'s missing directories (mode 0777 less the umask: 0755 by default), or fail in words; a
+    link on the way is followed only where :func:`open_dir` allows."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(open_dir(path.parent, create=True))
     except OSError as exc:
-        raise StepFailed(f"{describe(path.parent, exc)} (creating the directory of {path.name})") from None
+        raise StepFailed(f"{describe(exc.filename or path.parent, exc)} (creating the directory of {path.name})") \
+            from None
