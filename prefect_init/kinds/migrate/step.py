@@ -14,12 +14,19 @@
         allow_missing: false          # ... and so does an applied file that disappeared
         baseline: "5"                 # a database built before prefect-init: record V1..V5 as there, not run
         # adopt: flyway               # or: take over Flyway's history (flyway_table, flyway_schema)
+        lock_timeout: 2s              # the longest any query of the live site queues behind a migration
+        statement_timeout: 10m        # optional: the longest one statement of a migration may run
+        lint: block                   # block | warn | off: squawk's findings before anything is applied
 
     - name: migrate-django
       migrate:
         database: ${DATABASE_URL}
         command: [python, manage.py, migrate, --noinput]
         version: ${APP_VERSION}       # the migration set: racing replicas run the command once per version
+
+Each migration waits at most ``lock_timeout`` for a table's lock, is rolled back and retried with growing
+pauses until the step's deadline (:mod:`.locks`), and every pending file is linted before the first is applied
+(:mod:`.lint`). A migration ``command`` gets ``PGOPTIONS=-c lock_timeout=...``.
 
 Replicas serialize on a PostgreSQL advisory lock keyed on the history table: the first applies, the others wait
 (up to the step's deadline), then find nothing left to do. Each migration runs in its own transaction together
@@ -41,6 +48,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from prefect_init.errors import RetryableError, StepCancelled, StepFailed, StepTimeout
+from prefect_init.kinds.migrate import lint as lint_
 from prefect_init.kinds.migrate.flyway import adoptable, read_flyway
 from prefect_init.kinds.migrate.history import (
     Applied,
@@ -51,9 +59,11 @@ from prefect_init.kinds.migrate.history import (
     plan_migrations,
     version_text,
 )
+from prefect_init.kinds.migrate.locks import LockWatch, drop_invalid_index, lock_timeout_for, pause_after, pg_ms
 from prefect_init.kinds.migrate.status import BASELINE_MARKER
 from prefect_init.runtime.context import RunContext
 from prefect_init.runtime.redaction import redact
+from prefect_init.spec.durations import Duration
 from prefect_init.spec.model import Argv, FromFile, StepBase
 
 
@@ -72,6 +82,9 @@ class MigrateSpec(HistoryTable):
     adopt: Literal["flyway"] | None = None
     flyway_table: str = Field(default="flyway_schema_history", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
     flyway_schema: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    lock_timeout: Duration = 2.0
+    statement_timeout: Duration | None = None
+    lint: Literal["block", "warn", "off"] = "block"
 
     @model_validator(mode="after")
     def _one_source(self) -> MigrateSpec:
@@ -81,6 +94,10 @@ class MigrateSpec(HistoryTable):
             raise ValueError("baseline and adopt are for SQL files (dir:), not a migration command")
         if self.baseline and self.adopt:
             raise ValueError("give baseline or adopt, not both")
+        if self.lock_timeout <= 0:
+            raise ValueError("lock_timeout must be more than 0 (0 would let a migration queue for ever)")
+        if self.statement_timeout is not None and self.statement_timeout <= 0:
+            raise ValueError("statement_timeout must be more than 0 (leave it out for no limit)")
         if self.command is not None and not self.version:
             raise ValueError("command needs version: (e.g. ${APP_VERSION}), so replicas run it once per version")
         return self
@@ -137,12 +154,12 @@ def _where(migration: Migration, exc: BaseException) -> str:
     return ""
 
 
-def _connect(dsn: str, ctx: RunContext) -> Any:
+def _connect(dsn: str, ctx: RunContext, application_name: str = "prefect-init-migrate") -> Any:
     import psycopg
 
     try:
         return psycopg.connect(dsn, autocommit=True, connect_timeout=max(2, round(min(10.0, ctx.remaining()))),
-                               application_name="prefect-init-migrate")
+                               application_name=application_name)
     except psycopg.OperationalError as exc:
         from prefect_init.kinds.wait.targets.postgres import pg_reason
 
@@ -249,20 +266,90 @@ def _has_tables(conn: Any, spec: MigrateSpec) -> bool:
     return bool(found and found[0])
 
 
-def _apply(conn: Any, table: Any, migration: Migration, ctx: RunContext) -> None:
+def _timeouts(conn: Any, lock_timeout: float, statement_timeout: float | None, *, local: bool) -> None:
+    conn.execute("SELECT set_config('lock_timeout', %s, %s)", (pg_ms(lock_timeout), local))
+    if statement_timeout is not None:
+        conn.execute("SELECT set_config('statement_timeout', %s, %s)", (pg_ms(statement_timeout), local))
+
+
+def _apply(conn: Any, table: Any, migration: Migration, ctx: RunContext, lock_timeout: float,
+           statement_timeout: float | None) -> None:
+    """One attempt: the file under ``lock_timeout`` (and ``statement_timeout``), with its history row."""
     version = version_text(migration.version) if migration.version is not None else None
     kind = "SQL" if migration.version is not None else "REPEATABLE"
     started = time.monotonic()
     if migration.transactional:
         with conn.transaction():
+            _timeouts(conn, lock_timeout, statement_timeout, local=True)  # SET LOCAL: gone with the transaction
             conn.execute(migration.sql)
             _record(conn, table, version, migration.description, kind, migration.script, migration.checksum,
                     int((time.monotonic() - started) * 1000))
     else:
-        conn.execute(migration.sql)
+        _timeouts(conn, lock_timeout, statement_timeout, local=False)
+        try:
+            conn.execute(migration.sql)
+        finally:
+            conn.execute("RESET lock_timeout")
+            conn.execute("RESET statement_timeout")
         _record(conn, table, version, migration.description, kind, migration.script, migration.checksum,
                 int((time.monotonic() - started) * 1000))
     ctx.log.info(f"applied {migration.script} in {time.monotonic() - started:.2f}s")
+
+
+def _apply_with_retries(conn: Any, table: Any, migration: Migration, spec: MigrateSpec, ctx: RunContext,
+                        watch: LockWatch) -> None:
+    """Attempts under a growing lock timeout (never above ``lock_timeout``), each rolled back on a lock timeout
+    and retried after a jittered pause, until the step's deadline. The advisory lock stays held throughout."""
+    import psycopg
+
+    attempt = 0
+    while True:
+        attempt += 1
+        timeout = min(lock_timeout_for(attempt, spec.lock_timeout), max(0.001, ctx.remaining()))
+        watch.begin()
+        try:
+            if not migration.transactional and (dropped := drop_invalid_index(conn, migration.sql, timeout)):
+                ctx.log.warning(f"{migration.script}: dropped the INVALID index {dropped} a failed concurrent "
+                                "build left behind; building it again")
+            _apply(conn, table, migration, ctx, timeout, spec.statement_timeout)
+            if attempt > 1:
+                ctx.log.info(f"{migration.script}: got its locks on attempt {attempt}")
+            return
+        except psycopg.errors.LockNotAvailable:
+            seen = watch.end()
+        finally:
+            watch.end()
+        what = seen.text() if seen else "a lock (its holder was gone before it could be looked up)"
+        pause = pause_after(attempt)
+        following = lock_timeout_for(attempt + 1, spec.lock_timeout)
+        if ctx.remaining() <= pause + following + 0.2:  # no shortened (or unbounded) last attempt
+            raise StepTimeout(f"{migration.script}: not applied: {attempt} attempts each waited at most their lock "
+                              f"timeout and the step's deadline comes before the next; the last waited "
+                              f"{timeout:.2f}s for {what} (rolled back; not recorded)")
+        ctx.log.warning(f"{migration.script}: attempt {attempt}: waited {timeout:.2f}s (lock_timeout) for {what}; "
+                        f"rolled back so the site's queries go on; attempt {attempt + 1} in {pause:.1f}s "
+                        f"(lock_timeout {following:.2f}s)")
+        if ctx.cancel.wait(pause):
+            raise StepCancelled(f"{migration.script}: stopped by SIGTERM between lock attempts (not applied)")
+
+
+def _lint_gate(todo: list[Migration], spec: MigrateSpec, ctx: RunContext) -> None:
+    """Lint the pending files before the first is applied; a blocking finding refuses them all (lint: block)."""
+    try:
+        findings = lint_.lint(todo, timeout=max(1.0, min(30.0, ctx.remaining())))
+    except lint_.LintUnavailable as exc:
+        if spec.lint == "block":
+            raise
+        ctx.log.warning(f"{exc} (lint: warn, so applying anyway)")
+        return
+    for finding in findings:
+        where = f"{finding.path.name}:{finding.line}: {finding.rule}"
+        if finding.allowed is not None:
+            ctx.log.info(f"{where}: allowed on purpose: {finding.allowed}")
+        elif not finding.blocking or spec.lint == "warn":
+            ctx.log.warning(f"lint: {where}: {finding.message}")
+    if spec.lint == "block" and any(f.blocking for f in findings):
+        raise StepFailed(lint_.refusal(findings))
 
 
 def _run_command(conn: Any, table: Any, spec: MigrateSpec, ctx: RunContext) -> str:
@@ -275,9 +362,14 @@ def _run_command(conn: Any, table: Any, spec: MigrateSpec, ctx: RunContext) -> s
         ctx.log.info(f"{script}: already ran for version {spec.version}")
         return f"up to date (version {spec.version})"
     started = time.monotonic()
+    env = environment(spec.env, ctx)
+    options = f"-c lock_timeout={pg_ms(spec.lock_timeout)}"
+    if spec.statement_timeout is not None:
+        options += f" -c statement_timeout={pg_ms(spec.statement_timeout)}"
+    env["PGOPTIONS"] = f"{options} {env.get('PGOPTIONS', '')}".strip()  # the user's own options come last: theirs win
+    ctx.log.info(f"{script}: with PGOPTIONS {options} (a migration waits at most that long for a table's lock)")
     try:
-        run_process(spec.command, ctx, cwd=ctx.resolve(spec.cwd) if spec.cwd else None,
-                    env=environment(spec.env, ctx))
+        run_process(spec.command, ctx, cwd=ctx.resolve(spec.cwd) if spec.cwd else None, env=env)
     except RetryableError as exc:  # a failed migration tool needs a look, not a blind rerun
         raise StepFailed(str(exc)) from None
     _record(conn, table, spec.version, f"command for version {spec.version}", "COMMAND", script,
@@ -329,19 +421,36 @@ def _migrate(conn: Any, spec: MigrateSpec, ctx: RunContext) -> str:
     if not todo:
         ctx.log.info("up to date: nothing to apply")
         return "up to date"
+    if spec.lint != "off":
+        _lint_gate(todo, spec, ctx)
+    watch = LockWatch(lambda: _connect(spec.database, ctx, "prefect-init-migrate-watch"), conn.info.backend_pid)
+    try:
+        _apply_all(conn, table, todo, spec, fresh, ctx, watch)
+    finally:
+        watch.close()
+    return f"applied {len(todo)} migrations"
+
+
+def _apply_all(conn: Any, table: Any, todo: list[Migration], spec: MigrateSpec, fresh: bool, ctx: RunContext,
+               watch: LockWatch) -> None:
+    import psycopg
+
     for index, migration in enumerate(todo):
         try:
-            _apply(conn, table, migration, ctx)
+            _apply_with_retries(conn, table, migration, spec, ctx, watch)
+        except (StepTimeout, StepCancelled):
+            raise
         except Exception as exc:
             if _is_connection_error(exc):
                 raise
+            if isinstance(exc, psycopg.errors.QueryCanceled) and (ctx.cancel.is_set() or ctx.remaining() <= 0):
+                raise  # the watchdog's cancel: the step's deadline or SIGTERM
             whole = "rolled back whole" if migration.transactional else "NOT in a transaction: check what it did"
             hint = ""
             if fresh and index == 0 and not (spec.baseline or spec.adopt) and _has_tables(conn, spec):
                 hint = " — this database has tables but no history: set baseline: or adopt: flyway"
             raise StepFailed(f"{migration.script} failed{_where(migration, exc)}: {_first_line(exc)} "
                              f"({whole}; not recorded){hint}") from None
-    return f"applied {len(todo)} migrations"
 
 
 def _last_rank(conn: Any, table: Any) -> int:
