@@ -29,9 +29,10 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from prefect_init.errors import RetryableError, StepFailed
 from prefect_init.runtime.atomic import make_parent, write_error
@@ -51,13 +52,28 @@ VOLUME_FULL_OR_READ_ONLY = {"no space left on device": "no space left on device 
 """git's own words for a volume that cannot take the checkout: final, whatever the command."""
 
 
+HARDENED = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
+"""On every git call: no hook runs (a checkout's own, a template's, a planted one) and no fsmonitor command."""
+
+
+def not_an_option(value: str) -> str:
+    """A value the step passes to git: refused if git could read it as an option."""
+    if value.startswith("-"):
+        raise ValueError("starts with '-': a value here is never an option to git (check the value, or the "
+                         "variable or output it comes from)")
+    return value
+
+
+Value = Annotated[str, AfterValidator(not_an_option)]
+
+
 SSH_REMOTE = re.compile(r"^(ssh://|git\+ssh://|[A-Za-z0-9._-]+@[A-Za-z0-9._-]+:(?!//))")
 FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
 class GitSpec(StrictModel):
-    repo: str
-    ref: str = "HEAD"
+    repo: Value
+    ref: Value = "HEAD"
     dest: str
     depth: int | None = Field(default=None, ge=1)
     username: str | None = None
@@ -65,7 +81,7 @@ class GitSpec(StrictModel):
     ssh_key: FromFile | None = None
     known_hosts: FromFile | None = None
     submodules: bool = False
-    sparse: list[str] | None = Field(default=None, min_length=1)
+    sparse: list[Value] | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _ssh(self) -> GitSpec:
@@ -84,7 +100,7 @@ class Step(StepBase):
 
 def _git(args: list[str], ctx: RunContext, env: dict[str, str], what: str, cwd: Path | None = None) -> str:
     try:
-        proc = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
+        proc = subprocess.run(["git", *HARDENED, *args], cwd=cwd, env=env, capture_output=True, text=True,
                               timeout=max(1.0, ctx.remaining()), stdin=subprocess.DEVNULL)
     except FileNotFoundError:
         raise StepFailed("git: the git program is not installed in this image") from None
@@ -98,14 +114,63 @@ def _git(args: list[str], ctx: RunContext, env: dict[str, str], what: str, cwd: 
         for marker, words in VOLUME_FULL_OR_READ_ONLY.items():
             if marker in message.lower():
                 raise StepFailed(f"{what}: {words} ({message})")
+        if "transport '" in message and "not allowed" in message:
+            raise StepFailed(f"{what}: {message} (this step speaks https, ssh and git, and http or file only when "
+                             "the spec's own repository is one: check the repository's or a submodule's URL)")
         if any(marker in message.lower() for marker in FINAL):
             raise StepFailed(f"{what}: {message}")
         raise RetryableError(f"{what}: {message}")
     return proc.stdout.strip()
 
 
+def is_local(repo: str) -> bool:
+    """Is ``repo`` a repository on this machine's disk (file:// or a path), as git reads it?"""
+    if repo.startswith("file://"):
+        return True
+    if "://" in repo or "::" in repo:
+        return False
+    head, colon, _ = repo.partition(":")
+    return not colon or "/" in head  # host:path (scp-like) is ssh; a / before the first : is a path
+
+
+def allowed_protocols(repo: str) -> str:
+    """``GIT_ALLOW_PROTOCOL`` for ``repo`` and its submodules: https, ssh and git, plus http when the spec's own
+    repository is http, plus file only when it is local: a remote repository's submodule never reads this disk."""
+    allowed = ["https", "ssh", "git"]
+    if repo.lower().startswith("http://"):
+        allowed.append("http")
+    if is_local(repo):
+        allowed.append("file")
+    return ":".join(allowed)
+
+
+def credential_scope(repo: str) -> str | None:
+    """The origin (``scheme://host:port/``) the password is sent to: git's urlmatch config sends it to this
+    server only, never to a submodule or anything else on another host, port or scheme; None when ``repo`` is not
+    an http(s) URL (the password has no use there)."""
+    try:
+        parts = urlsplit(repo)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme.lower()}://{host}{f':{port}' if port is not None else ''}/"
+
+
+def _add_config(env: dict[str, str], key: str, value: str) -> None:
+    """One more ``GIT_CONFIG_KEY_n``/``VALUE_n`` after those the environment already holds."""
+    count = env.get("GIT_CONFIG_COUNT", "0")
+    index = int(count) if count.isdigit() else 0
+    env.update({"GIT_CONFIG_COUNT": str(index + 1), f"GIT_CONFIG_KEY_{index}": key,
+                f"GIT_CONFIG_VALUE_{index}": value})
+
+
 def _environment(spec: GitSpec, ctx: RunContext, key_file: str | None = None) -> dict[str, str]:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"}
+    # our own protocol list, whatever the environment said: it cannot widen it (ext:: runs a command)
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true",
+           "GIT_ALLOW_PROTOCOL": allowed_protocols(spec.repo)}
     if spec.known_hosts is not None:
         known = ctx.resolve(spec.known_hosts.file)
         if not known.is_file():
@@ -120,9 +185,11 @@ def _environment(spec: GitSpec, ctx: RunContext, key_file: str | None = None) ->
         basic = base64.b64encode(f"{spec.username or 'x-access-token'}:{password}".encode()).decode()
         register_secret(password)
         register_secret(basic)
-        # config from the environment (git >= 2.31): the credential never appears in argv or .git/config
-        env.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
-                    "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}"})
+        # config from the environment (git >= 2.31): the credential never appears in argv or .git/config; as
+        # http.<origin>.extraHeader, git sends it to the repository's own server only
+        scope = credential_scope(spec.repo)
+        if scope is not None:
+            _add_config(env, f"http.{scope}.extraHeader", f"Authorization: Basic {basic}")
     return env
 
 
@@ -130,24 +197,24 @@ def _fetch_and_checkout(spec: GitSpec, repo_dir: Path, ctx: RunContext, env: dic
     shown = f"git fetch {redact(spec.repo)} {spec.ref}"
     depth = [f"--depth={spec.depth}"] if spec.depth else []
     if spec.sparse:  # only these paths are checked out
-        _git(["sparse-checkout", "set", "--no-cone", *spec.sparse], ctx, env, "git sparse-checkout", cwd=repo_dir)
-    _git(["fetch", "--quiet", *depth, "origin", spec.ref], ctx, env, shown, cwd=repo_dir)
+        _git(["sparse-checkout", "set", "--no-cone", "--end-of-options", *spec.sparse], ctx, env,
+             "git sparse-checkout", cwd=repo_dir)
+    _git(["fetch", "--quiet", *depth, "--end-of-options", "origin", spec.ref], ctx, env, shown, cwd=repo_dir)
     _git(["checkout", "--quiet", "--force", "--detach", "FETCH_HEAD"], ctx, env, "git checkout", cwd=repo_dir)
     commit = _git(["rev-parse", "HEAD"], ctx, env, "git rev-parse", cwd=repo_dir)
     if FULL_SHA.match(spec.ref) and commit != spec.ref:
         raise StepFailed(f"git: checked out {commit}, not the commit {spec.ref} the spec pins")
     if spec.submodules:
-        # same depth and credentials (the environment's http.extraHeader / GIT_SSH_COMMAND reach them too);
-        # a local repository's submodules may be local paths too, which git refuses by default
-        local = ["-c", "protocol.file.allow=always"] if spec.repo.startswith(("file://", "/")) else []
-        _git([*local, "submodule", "update", "--init", "--recursive", "--quiet", *depth], ctx, env,
+        # same depth; the password reaches a submodule on the repository's own server only, GIT_SSH_COMMAND
+        # every ssh one; GIT_ALLOW_PROTOCOL lets a local repository's submodules be local paths, never a remote's
+        _git(["submodule", "update", "--init", "--recursive", "--quiet", *depth], ctx, env,
              "git submodule update", cwd=repo_dir)
     return commit
 
 
 def _init(spec: GitSpec, directory: Path, ctx: RunContext, env: dict[str, str]) -> str:
-    _git(["init", "--quiet", str(directory)], ctx, env, "git init")
-    _git(["remote", "add", "origin", spec.repo], ctx, env, "git remote add", cwd=directory)
+    _git(["init", "--quiet", "--end-of-options", str(directory)], ctx, env, "git init")
+    _git(["remote", "add", "--end-of-options", "origin", spec.repo], ctx, env, "git remote add", cwd=directory)
     return _fetch_and_checkout(spec, directory, ctx, env)
 
 
@@ -169,8 +236,19 @@ def _git_env(spec: GitSpec, ctx: RunContext) -> Iterator[dict[str, str]]:
             os.unlink(key_file)
 
 
+def _refuse_options(spec: GitSpec) -> None:
+    """The model refuses these already; a step built without validation is refused here, before git runs."""
+    for field, value in [("repo", spec.repo), ("ref", spec.ref),
+                         *((f"sparse[{i}]", path) for i, path in enumerate(spec.sparse or []))]:
+        try:
+            not_an_option(value)
+        except ValueError as exc:
+            raise StepFailed(f"git.{field}: {exc}") from None
+
+
 def run(step: Step, ctx: RunContext) -> str:
     """Check the repository out at ``ref``."""
+    _refuse_options(step.git)
     with _git_env(step.git, ctx) as env:
         return _checkout(step.git, ctx, env)
 
@@ -215,11 +293,13 @@ def probe(step: Step, ctx: RunContext) -> Any:
     from prefect_init.runtime.probe import OK, PROBLEM, Finding
 
     spec = step.git
+    _refuse_options(spec)
     with _git_env(spec, ctx) as env:
         if FULL_SHA.match(spec.ref):
-            _git(["ls-remote", spec.repo, "HEAD"], ctx, env, f"git ls-remote {redact(spec.repo)}")
+            _git(["ls-remote", "--end-of-options", spec.repo, "HEAD"], ctx, env, f"git ls-remote {redact(spec.repo)}")
             return Finding(OK, [f"{redact(spec.repo)} answers; commit {spec.ref[:12]} is checked at checkout"])
-        found = _git(["ls-remote", spec.repo, spec.ref], ctx, env, f"git ls-remote {redact(spec.repo)}")
+        found = _git(["ls-remote", "--end-of-options", spec.repo, spec.ref], ctx, env,
+                     f"git ls-remote {redact(spec.repo)}")
     if not found:
         return Finding(PROBLEM, [f"{redact(spec.repo)}: no ref {spec.ref!r} (a branch, a tag or a full sha)"])
     return Finding(OK, [f"{spec.ref} is {found.split()[0][:12]}"])
