@@ -36,6 +36,7 @@ from prefect_init.render.pod import (
     volume_name,
     volumes,
 )
+from prefect_init.render.roundtrip import changed_document
 from prefect_init.spec.model import Spec
 from prefect_init.spec.writes import step_writes
 
@@ -121,14 +122,6 @@ def print_part(part: Part) -> str:
     if first == "---" or first.startswith("--- ") or first.startswith("%"):
         return raw + "\n"
     return "---\n" + raw + "\n"
-
-
-def print_changed(part: Part, doc: Doc) -> str:
-    """A changed document, re-written (its leading comments kept)."""
-    from prefect_init.render import to_yaml
-
-    comments = _leading_comments(part.raw)
-    return (comments + "\n" if comments else "") + to_yaml([doc])
 
 
 def pod_template(doc: Any) -> tuple[Doc, Doc] | None:
@@ -461,8 +454,8 @@ def render_into(spec: Spec, options: RenderOptions, text: str, where: str, workl
     names = {(c["metadata"]["name"], c["metadata"].get("namespace")) for c in changes.config_maps}
     out = [_stream_start(changes.config_maps)]
     for number, part in enumerate(parts):
-        if number == index:
-            out.append(print_changed(part, changed))
+        if number == index:  # only what changed is new: comments, styles and indentation kept
+            out.append(changed_document(part.raw, doc, changed))
         elif isinstance(part.data, dict) and part.data.get("kind") == "ConfigMap" and (
                 (part.data.get("metadata") or {}).get("name"),
                 (part.data.get("metadata") or {}).get("namespace")) in names:
