@@ -45,6 +45,8 @@ initContainers:
     env:
       - {name: APP_ENV, value: production}
       - {name: POD_NAME, value: shadowed}
+      - name: DB_PASSWORD
+        valueFrom: {secretKeyRef: {name: web-db, key: password}}
     envFrom:
       - secretRef: {name: web-env}
     volumeMounts:
@@ -83,9 +85,10 @@ spec:
   selector: {app: web}
   ports: [{port: 80}]
 """
-    labels = "metadata:\n  labels: {app: web}\n"
+    labels = "metadata:\n  labels: {app: web}\n  annotations: {team: web}\n"
     if kind == "Pod":
-        body = f"apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  labels: {{app: web}}\nspec:\n{_indent(pod, 2)}"
+        body = (f"apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  labels: {{app: web}}\n"
+                f"  annotations: {{team: web}}\nspec:\n{_indent(pod, 2)}")
     elif kind == "CronJob":
         body = ("apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: web\nspec:\n  schedule: '0 3 * * *'\n"
                 "  jobTemplate:\n    spec:\n      backoffLimit: 1\n      template:\n"
