@@ -74,6 +74,10 @@ def test_into_adds_the_init_service_and_changes_nothing_else(tmp_path: Path) -> 
     assert "uploads:/data" in init["volumes"]  # web's own volume, at web's path: the init writes web's files
     assert "config:/config" in init["volumes"]  # nothing mounts /config: a new named volume
     assert init["read_only"] is True and "/tmp" in init["tmpfs"] and init["user"] == "0:0"
+    # the spec sets an owner: exactly the capabilities a chown and a write into another user's directory need
+    assert init["cap_drop"] == ["ALL"]
+    assert sorted(init["cap_add"]) == ["CHOWN", "DAC_OVERRIDE", "FOWNER"]
+    assert init["security_opt"] == ["no-new-privileges:true"]
     # db is reached by the spec: it must not wait for the init service (that would never start)
     assert "db: the spec reaches it" in err
     assert out["services"]["db"] == original["services"]["db"]

@@ -133,9 +133,26 @@ SEED = """
     """
 
 
-@pytest.mark.parametrize("kind", ["init-container", "job"])
-def test_a_step_that_sets_an_owner_gets_root_with_three_capabilities(tmp_path: Path, kind: str) -> None:
-    result = render_result(kind, str(write_spec(tmp_path, SEED)))
+VAULT_OWNER = """
+    version: 1
+    name: secrets
+    steps:
+      - name: secrets
+        vault:
+          address: http://vault:8200
+          auth: {token_file: /var/run/secrets/vault-token}
+          secrets:
+            - {path: secret/data/app, dest: /secrets/app.json, owner: "1000:1000"}
+"""
+"""A Vault secret written for the app's user: the same privileges as a files step's owner."""
+
+
+@pytest.mark.parametrize(("kind", "spec", "step"), [
+    ("init-container", SEED, "permissions"), ("job", SEED, "permissions"), ("init-container", VAULT_OWNER, "secrets"),
+])
+def test_a_step_that_sets_an_owner_gets_root_with_three_capabilities(tmp_path: Path, kind: str, spec: str,
+                                                                     step: str) -> None:
+    result = render_result(kind, str(write_spec(tmp_path, spec)))
     assert result.code == 0, result.output
     docs = load_stream(result.stdout)
     for doc in docs:
@@ -147,7 +164,7 @@ def test_a_step_that_sets_an_owner_gets_root_with_three_capabilities(tmp_path: P
     pod = pod_of(docs[-1])
     if kind == "init-container":  # the app stays non-root
         assert pod["containers"][0]["securityContext"]["runAsNonRoot"] is True
-    assert ("note: permissions sets an owner: the prefect-init container runs as root with CAP_CHOWN, CAP_FOWNER, "
+    assert (f"note: {step} sets an owner: the prefect-init container runs as root with CAP_CHOWN, CAP_FOWNER, "
             "CAP_DAC_OVERRIDE") in result.stderr and "'baseline', not 'restricted'" in result.stderr
 
 
