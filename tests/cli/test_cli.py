@@ -135,6 +135,12 @@ def test_check_where_the_variables_are_not_set(tmp_path: Path) -> None:
     relaxed = run_cli("check", str(spec), "--unset-ok", env=clean_env())
     assert relaxed.code == 0, relaxed.output
     assert relaxed.stdout.count("DATABASE_URL: not set here") == 1 and "GREETING" not in relaxed.stdout
+    # a variable that is set here is no news: only the unset ones are named
+    some_set = run_cli("check", str(spec), "--unset-ok", env=clean_env(GREETING="hello"))
+    assert some_set.code == 0 and "DATABASE_URL: not set here" in some_set.stdout  # the control
+    assert "GREETING" not in some_set.stdout, some_set.stdout
+    all_set = run_cli("check", str(spec), "--unset-ok", env=clean_env(DATABASE_URL="postgresql://app@db/app"))
+    assert all_set.code == 0 and "not set here" not in all_set.stdout, all_set.stdout
     broken = write_spec(tmp_path, "version: 1\nname: ci\nsteps:\n  - name: db\n    wait: [{postgres: \"${DB}\"}]\n"
                         "    retries: many\n", name="broken.yaml")
     result = run_cli("check", str(broken), "--unset-ok", env=clean_env())
