@@ -2,16 +2,19 @@
 
 The API URL comes from ``PREFECT_API_URL``, else from the active Prefect profile (``PREFECT_PROFILE`` or the
 ``active`` entry of ``$PREFECT_HOME/profiles.toml``). It "answers" when ``GET {url}/health`` gets any HTTP
-response within the probe timeout.
+response within the probe timeout, a whole one: the status line and headers (a redirect is an answer, not
+followed; the body is not read).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import tomllib
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 PROBE_TIMEOUT = 1.5
 
@@ -32,14 +35,34 @@ def configured_api_url() -> str | None:
     return os.environ.get("PREFECT_API_URL") or profile_setting("PREFECT_API_URL")
 
 
-def api_answers(url: str, timeout: float = PROBE_TIMEOUT) -> bool:
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect (an SSO proxy's login) is an answer: not followed to another host, it raises HTTPError."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _probe(url: str, timeout: float, answered: list[bool], done: threading.Event) -> None:
     try:
-        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=timeout):
-            return True
+        opener = urllib.request.build_opener(_NoRedirect)
+        with opener.open(url.rstrip("/") + "/health", timeout=timeout):
+            answered.append(True)
     except urllib.error.HTTPError:
-        return True  # it answered, if only to refuse
-    except (OSError, ValueError):
-        return False
+        answered.append(True)  # it answered, if only to refuse
+    except Exception:  # refused, unreachable, a bad URL, headers too long or that make no sense: no answer
+        pass
+    finally:
+        done.set()
+
+
+def api_answers(url: str, timeout: float = PROBE_TIMEOUT) -> bool:
+    """Whether ``GET {url}/health`` gets its status line and headers within ``timeout`` seconds, as a whole:
+    urllib bounds each read, so headers trickled a byte at a time would hold a pod for as long as they last. The
+    probe runs in a thread of its own, abandoned (a daemon) at the deadline."""
+    answered: list[bool] = []
+    done = threading.Event()
+    threading.Thread(target=_probe, args=(url, timeout, answered, done), name="prefect-probe", daemon=True).start()
+    return done.wait(timeout) and bool(answered)
 
 
 _CLOUD_API = "https://api.prefect.cloud/api/accounts/"

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from prefect_init.prefect_adapter.observer import Observer
-from prefect_init.prefect_adapter.rest import ApiLost, ApiRefused, PrefectRest, auth_headers
+from prefect_init.prefect_adapter.rest import ApiLost, ApiRefused, ApiWrong, PrefectRest, auth_headers
 from prefect_init.run.identity import Identity
 from prefect_init.spec.model import Spec
 from prefect_init.spec.plan import build_plan
@@ -77,7 +77,13 @@ def start_observer(spec: Spec, url: str, only: list[str] | None, status_path: Pa
     except ApiRefused as exc:
         rest.close()
         return None, f"the Prefect API at {url} refuses writes ({exc})"
+    except ApiWrong as exc:  # an HTML page, {} instead of a run, an endless answer: not the API
+        rest.close()
+        return None, f"the Prefect API at {url} {exc}"
     except ApiLost as exc:
         rest.close()
         return None, f"the Prefect API at {url} does not take writes ({exc})"
+    except Exception as exc:  # the first promise: no answer of the API stops the steps, not even a bug of ours
+        rest.close()
+        return None, f"the Prefect API at {url} could not be used ({type(exc).__name__})"
     return observer, ""

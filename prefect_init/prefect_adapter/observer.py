@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from prefect_init.prefect_adapter.rest import ApiLost, ApiRefused, ApiRejected, PrefectRest
+from prefect_init.prefect_adapter.rest import ApiLost, ApiRefused, ApiRejected, ApiWrong, PrefectRest
 from prefect_init.run.identity import Identity
 from prefect_init.run.outcome import FAILED, SKIPPED, SUCCEEDED, RunOutcome, StepOutcome
 from prefect_init.runtime.redaction import redact
@@ -110,6 +110,30 @@ class _TaskRun:
     """The last state's time in whole microseconds: the server keeps one state per task run and timestamp."""
 
 
+def _shape(value: Any) -> str:
+    """What a JSON value is, in words (never its text: it came from a server that is not the API)."""
+    if isinstance(value, dict):
+        if not value:
+            return "an empty object"
+        return "an object without an \"id\"" if "id" not in value else "an \"id\" that is not a UUID"
+    if value is None:
+        return "an empty body"
+    return {list: "a list", str: "a string", bool: "true or false", int: "a number", float: "a number"}.get(
+        type(value), "another value")
+
+
+def id_of(answer: Any, what: str, where: str) -> str:
+    """The ``id`` of what the API created, checked: a UUID, as Prefect's ids are (it goes into the paths of later
+    calls: never a value that could steer one). Else :class:`ApiWrong`, naming the answer's shape."""
+    value = answer.get("id") if isinstance(answer, dict) else None
+    if isinstance(value, str):
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            pass
+    raise ApiWrong(f"answered {where} without {what} id ({_shape(answer)}), not as Prefect's API does")
+
+
 def _chunks(calls: list[_Call], limit: int) -> list[list[_Call]]:
     """``calls`` (each a list body) in order, grouped so that each group's items make a JSON list of at most
     ``limit`` bytes (a call larger than that alone: its own request)."""
@@ -171,13 +195,13 @@ class Observer:
         if self.owns_flow_run:
             deadline = time.monotonic() + START_BUDGET
             flow = self._call_by(deadline, "POST", "/flows/", {"name": FLOW_NAME})
-            self.flow_id = str(flow["id"])
+            self.flow_id = id_of(flow, "a flow's", "POST /flows/")
             run = self._call_by(deadline, "POST", "/flow_runs/", {
                 "flow_id": self.flow_id, "name": self.run_name, "parameters": parameters, "tags": tags,
                 # the same key made again returns the same run: a call that timed out and is repeated
                 # creates no second run
                 "idempotency_key": str(uuid.uuid4()), "state": state("PENDING", "Pending")})
-            self.flow_run_id = str(run["id"])
+            self.flow_run_id = id_of(run, "a flow run's", "POST /flow_runs/")
             # Pending, then Running, as Prefect's engine moves a flow run (and as automations on
             # prefect.flow-run.Pending expect); the observer's thread sends it first
             self._put("flow state", "POST", f"/flow_runs/{self.flow_run_id}/set_state",
@@ -191,7 +215,7 @@ class Observer:
         while True:
             try:  # each try bounded by what is left of the start's budget
                 return self.rest.call(method, path, body, timeout=max(0.1, deadline - time.monotonic()))
-            except (ApiRefused, ApiRejected):
+            except (ApiRefused, ApiRejected, ApiWrong):  # asked again, it would answer the same
                 raise
             except ApiLost as exc:
                 wait = max(pause, exc.retry_after or 0.0)
@@ -442,11 +466,11 @@ class Observer:
                 call.sent_at = time.monotonic()
                 self.in_flight.append(call)
             try:
-                self.rest.call(call.method, call.path, call.body)
+                self.rest.call(call.method, call.path, call.body, answer=False)
                 self.away = None
                 self._count_sent(call)
                 return True
-            except ApiRefused as exc:
+            except (ApiRefused, ApiWrong) as exc:  # a login page mid-run: an SSO session that expired
                 self._lose(str(exc))
             except ApiRejected as exc:
                 with self._lock:  # a refused batch: each of its calls counted as what it is
