@@ -72,7 +72,7 @@ def _version(value: bool) -> None:
 def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                                 help="Print the version and exit.")] = False) -> None:
     """Kubernetes init pipelines as one declarative, observable, retrying Prefect flow: one YAML spec
-    (docs/spec.md), run in every pod as the initContainer, once per release as a Job, or on a schedule.
+    (docs/reference/spec.md), run in every pod as the initContainer, once per release as a Job, or on a schedule.
 
     The Prefect API is PREFECT_API_URL, else the active Prefect profile's (prefect config set
     PREFECT_API_URL=...); with none, or none that answers within 1.5 s, run is local (logs on stderr).

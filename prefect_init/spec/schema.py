@@ -240,7 +240,7 @@ def _file_model() -> type[BaseModel]:
     return create_model(
         "SpecFile", __base__=SpecHeader, steps=(steps, Field(min_length=1, description=words)), __doc__=(
             "A prefect-init spec (version 1): what a pod or a release needs before its application starts. "
-            "`prefect-init check SPEC` validates it; docs/spec.md is the reference."))
+            "`prefect-init check SPEC` validates it; docs/reference/spec.md is the reference."))
 
 
 def _walk(node: Any, change: Callable[[dict[str, Any]], None]) -> None:

@@ -1,7 +1,7 @@
 """A mirrored run beside the same DAG run by Prefect's own engine, on one real `prefect server start`, compared
 field by field: what a Prefect user sees of a run (its states, its task runs, their states, run counts, edges,
-tags, times, events, the ERROR lines of failed tasks) is the same; what differs is listed in the README
-("### Beside a run of Prefect's own engine") with the reason, and asserted here as it is."""
+tags, times, events, the ERROR lines of failed tasks) is the same; what differs is listed in docs/how-it-works/record.md
+("Beside a run of Prefect's own engine") with the reason, and asserted here as it is."""
 
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ def test_a_mirrored_run_is_recorded_as_prefects_engine_records_the_same_dag(
                      expect=frozenset({"prefect.artifact-collection.created", "prefect-init.run.failed"}))
     assert all(t["name"] == f"{t['name'].rsplit('-', 1)[0]}-{t['dynamic_key'][:3]}" for t in reference_tasks)
 
-    # the differences, each as the README says: the mirror's tags add prefect-init's own (findable runs) ...
+    # the differences, each as docs/how-it-works/record.md says: the mirror's tags add prefect-init's own ...
     for record in (reference, mirror):
         for task in record["tasks"].values():
             task["tags"] = [tag for tag in task["tags"] if tag not in ("prefect-init", f"spec:{name}")]

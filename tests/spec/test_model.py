@@ -203,8 +203,8 @@ def _whole_specs(text: str) -> list[str]:
 
 
 def _section(key: str) -> str | None:
-    """The section of docs/spec.md whose heading holds `key` (in backticks), down to the next heading of its level or
-    higher; code blocks are blanked first, so a ``# comment`` in YAML is no heading."""
+    """The section of docs/reference/spec.md whose heading holds `key` (in backticks), down to the next heading of
+    its level or higher; code blocks are blanked first, so a ``# comment`` in YAML is no heading."""
     text = re.sub(r"^```.*?^```", lambda m: "\n" * m.group(0).count("\n"), _spec_md(), flags=re.S | re.M)
     lines = text.splitlines()
     levels = [len(m.group(1)) if (m := re.match(r"^(#{1,6}) ", line)) else 0 for line in lines]
@@ -236,16 +236,16 @@ def _keys(model: type[BaseModel], skip: frozenset[str] = frozenset()) -> set[str
 
 
 def test_the_example_of_spec_md_is_valid(tmp_path: Path) -> None:
-    """Every whole spec in docs/spec.md (its complete example) passes `prefect-init check`, variables unset but the
-    two it names."""
+    """Every whole spec in docs/reference/spec.md (its complete example) passes `prefect-init check`, variables
+    unset but the two it names."""
     specs = _whole_specs(_spec_md())
-    assert specs, "docs/spec.md has no complete example (a ```yaml block with version: and steps:)"
+    assert specs, "docs/reference/spec.md has no complete example (a ```yaml block with version: and steps:)"
     for number, text in enumerate(specs, 1):
         spec = tmp_path / f"example-{number}.yaml"
         spec.write_text(text)
         result = run_cli("check", str(spec), env=clean_env(DATABASE_URL="postgres://app:pw@db:5432/app",
                                                            VAULT_ADDR="http://vault:8200"))
-        assert result.code == 0, f"example {number} of docs/spec.md:\n{result.stderr}"
+        assert result.code == 0, f"example {number} of docs/reference/spec.md:\n{result.stderr}"
         assert "steps in" in result.stdout
 
 
@@ -253,14 +253,14 @@ def test_the_example_of_spec_md_is_valid(tmp_path: Path) -> None:
 def test_every_step_kind_has_a_section_in_spec_md(kind: str) -> None:
     """A kind added to the registry without its reference fails here."""
     assert _section(kind) is not None, \
-        f"docs/spec.md has no section for the step kind {kind!r} (a heading with `{kind}`)"
+        f"docs/reference/spec.md has no section for the step kind {kind!r} (a heading with `{kind}`)"
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_every_wait_target_has_a_section_in_spec_md(target: str) -> None:
     section = _section("wait")
     assert section is not None and re.search(rf"^#+ .*`{re.escape(target)}`", section, re.M), \
-        f"docs/spec.md's `wait` section has no heading for the wait target {target!r}"
+        f"docs/reference/spec.md's `wait` section has no heading for the wait target {target!r}"
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
@@ -270,7 +270,7 @@ def test_every_key_of_a_step_kind_is_in_its_section(kind: str) -> None:
     section = _section(kind) or ""
     keys = _keys(kind_module(kind).Step, skip=frozenset(StepBase.model_fields))
     missing = sorted(k for k in keys if not re.search(rf"`(?:[\w\[\]]+\.)*{re.escape(k)}`", section))
-    assert not missing, f"docs/spec.md's section on `{kind}` does not name: {', '.join(missing)}"
+    assert not missing, f"docs/reference/spec.md's section on `{kind}` does not name: {', '.join(missing)}"
 
 
 PYDANTIC_WORDS = ("Input should", "should have", "String should", "Value should", "Field required", "valid integer")
