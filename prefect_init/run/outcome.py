@@ -125,25 +125,50 @@ class RunOutcome:
         return data
 
     def markdown(self) -> str:
-        """A markdown table of the steps, for a Prefect artifact."""
-        title = f"# prefect-init: {self.name} - {self.status}"
-        optional = ", ".join(s.name for s in self.optional_failures())
+        """A markdown table of the steps, for a Prefect artifact. Every value in it (a step's error, which holds
+        its command's last output; outputs; the pod's identity) is escaped: it shows as text, never as HTML, an
+        image, a link or a broken table (:func:`md_text`, :func:`md_code`)."""
+        title = f"# prefect-init: {md_text(self.name)} - {self.status}"
+        optional = ", ".join(md_text(s.name) for s in self.optional_failures())
         if optional and self.status == SUCCEEDED:
             title += f" (optional steps failed: {optional})"
         rows = [title, ""]
         if self.identity:
-            rows += [", ".join(f"{key} `{value}`" for key, value in self.identity.items()), ""]
+            rows += [", ".join(f"{md_text(key)} {md_code(value)}" for key, value in self.identity.items()), ""]
         rows += [
                 "| step | kind | status | attempts | duration | error |", "|---|---|---|---|---|---|"]
         for s in self.steps:
-            error = redact(s.error or "").replace("|", "\\|").replace("\n", " ")
-            name = f"{s.name} (optional)" if s.optional else s.name
-            rows.append(f"| {name} | {s.kind} | {s.status} | {s.attempts} | {s.duration_s:.2f}s | {error} |")
+            error = md_text(redact(s.error or ""))
+            name = md_text(f"{s.name} (optional)" if s.optional else s.name)
+            rows.append(f"| {name} | {md_text(s.kind)} | {s.status} | {s.attempts} | {s.duration_s:.2f}s | {error} |")
         produced = [s for s in self.steps if s.outputs]
         if produced:
             rows += ["", "| step | output | value |", "|---|---|---|"]
-            rows += [f"| {s.name} | {key} | `{redact(value)}` |" for s in produced for key, value in s.outputs.items()]
+            rows += [f"| {md_text(s.name)} | {md_text(key)} | {md_code(redact(value))} |"
+                     for s in produced for key, value in s.outputs.items()]
         return "\n".join(rows) + "\n"
+
+
+_MD_ESCAPED = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\\": "\\\\", "`": "\\`", "[": "\\[", "]": "\\]",
+               "|": "\\|"}
+
+
+def md_text(text: str) -> str:
+    """``text`` as one line of literal markdown text, safe in a table cell: ``&``, ``<``, ``>`` as entities (no
+    HTML: ``<img onerror=...>`` stays text), a backslash, a backtick and brackets backslash-escaped (no code
+    span, link or image), ``|`` too (it does not split the cell), line breaks as spaces (no row or fence of its
+    own). Emphasis is left alone: it changes no content and keeps names like ``warm_cache`` readable."""
+    return "".join(_MD_ESCAPED.get(char, char) for char in " ".join(text.splitlines()))
+
+
+def md_code(text: str) -> str:
+    """``text`` as one inline code span, safe in a table cell: fenced by more backticks than it holds in a row,
+    ``|`` escaped (GitHub's tables split on it even in code), line breaks as spaces."""
+    line = " ".join(text.splitlines()).replace("|", "\\|")
+    runs = [len(part) for part in "".join(c if c == "`" else " " for c in line).split()]
+    fence = "`" * (max(runs, default=0) + 1)
+    pad = " " if line.startswith("`") or line.endswith("`") or not line.strip() else ""
+    return f"{fence}{pad}{line}{pad}{fence}"
 
 
 def peak_memory_mb() -> dict[str, int]:

@@ -13,6 +13,7 @@ import subprocess
 import threading
 import time
 import tracemalloc
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import pytest
 from prefect_init.prefect_adapter.discovery import PROBE_TIMEOUT
 from prefect_init.prefect_adapter.observer import START_BUDGET, Observer
 from prefect_init.prefect_adapter.rest import ApiLost, ApiWrong, PrefectRest
-from prefect_init.run.outcome import SUCCEEDED, RunOutcome, StepOutcome
+from prefect_init.run.outcome import FAILED, SUCCEEDED, RunOutcome, StepOutcome
 from tests.helpers import CLI, clean_env, write_spec
 
 Behaviour = Callable[["BadApi", socket.socket, str, str], None]
@@ -46,6 +47,8 @@ class BadApi:
 
     behaviour: Behaviour
     requests: list[tuple[str, str]] = field(default_factory=list)
+    bodies: list[tuple[str, bytes]] = field(default_factory=list)
+    """Each request's path and body."""
     sent: int = 0
     stop: threading.Event = field(default_factory=threading.Event)
     hung_up: threading.Event = field(default_factory=threading.Event)
@@ -89,9 +92,10 @@ class BadApi:
                     if not chunk:
                         return
                     buffer += chunk
-                buffer = buffer[length:]
+                body, buffer = buffer[:length], buffer[length:]
                 with self.lock:
                     self.requests.append((method, path.removeprefix("/api")))
+                    self.bodies.append((path.removeprefix("/api"), body))
                 self.behaviour(self, conn, method, path.removeprefix("/api"))
 
     def write(self, conn: socket.socket, data: bytes) -> None:
@@ -401,3 +405,92 @@ def test_a_login_page_mid_run_ends_the_record_not_the_run() -> None:
     assert warning is not None and "an HTML page, not the API (an SSO or proxy login?)" in warning, warning
     assert api.requests and len(api.requests) == len(set(api.requests)), api.requests  # none tried again
     assert took < 2.0, f"{took:.2f} s"
+
+
+# -- the summary artifact: a step's output is text in it, never HTML, an image, a link or a broken table ------------
+
+HOSTILE = ("<img src=x onerror=alert(1)> | forged | cells | <script>alert(2)</script>\n```\nfenced\n"
+           "![tracker](http://127.0.0.1:9/t.png) [click](javascript:alert(3)) a\\|b `code`")
+
+
+def render(markdown: str) -> str:
+    """HTML as a markdown renderer that lets raw HTML through would make it (the worst case for the UI)."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": True}).enable("table").render(markdown)
+
+
+def table_rows(html: str) -> list[list[str]]:
+    """The text of each body row's cells."""
+    import html as htmlib
+
+    body = html.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    return [[htmlib.unescape(re.sub(r"<[^>]+>", "", cell)) for cell in re.findall(r"<td>(.*?)</td>", row, re.S)]
+            for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)]
+
+
+def assert_inert(html: str) -> None:
+    for tag in ("<img", "<script", "<a ", "<pre", "<code>fenced"):
+        assert tag not in html, f"{tag} in the artifact's HTML:\n{html}"
+
+
+def test_the_renderer_would_run_what_is_not_escaped() -> None:
+    """The positive control of the scans below: the same renderer turns the raw text into an image, a script, a
+    link and more cells."""
+    html = render(f"| a | b |\n|---|---|\n| x | {HOSTILE.splitlines()[0]} |\n")
+    assert "<img" in html, html
+    assert len(table_rows(html)[0]) == 2 and "forged" not in html, html  # the pipes cut the row
+
+
+def test_a_steps_output_is_text_in_the_artifact() -> None:
+    """The error of a failed step (which holds its command's last output), an output's value and the pod's identity
+    each hold HTML, pipes, a fence, an image and a link: the artifact shows them as text, in their own cells."""
+    outcome = RunOutcome("hostile", started_at="2026-01-01T00:00:00Z", identity={"pod": "p`<b>x</b>"})
+    outcome.steps = [
+        StepOutcome("probe", "command", FAILED, attempts=1, duration_s=0.1, error=f"exited with 3\n{HOSTILE}"),
+        StepOutcome("emit", "command", SUCCEEDED, attempts=1, duration_s=0.1, outputs={"page": HOSTILE})]
+    html = render(outcome.markdown())
+    assert_inert(html)
+    assert "<b>" not in html, html
+    steps, outputs = (table_rows(table) for table in html.split("</table>")[:2])
+    assert [len(row) for row in steps] == [6, 6] and [len(row) for row in outputs] == [3], html
+    one_line = " ".join(HOSTILE.splitlines())
+    assert steps[0][5] == f"exited with 3 {one_line}", steps[0][5]
+    assert outputs[0][2] == one_line, outputs[0][2]
+
+
+def good_api(api: BadApi, conn: socket.socket, method: str, path: str) -> None:
+    if path == "/health":
+        api.answer(conn, 200, b"true")
+    elif path in ("/flows/", "/flow_runs/"):
+        api.answer(conn, 201, json.dumps({"id": str(uuid.uuid4())}).encode())
+    else:
+        api.answer(conn, 201, b"{}")
+
+
+def test_a_commands_output_reaches_the_artifact_as_text(tmp_path: Path) -> None:
+    """The real CLI, a command printing HTML and a fence and failing, an API that records: the artifact it is sent
+    shows the output as text."""
+    output = tmp_path / "output.txt"
+    output.write_text(HOSTILE + "\n")
+    spec = write_spec(tmp_path, f"""
+        version: 1
+        name: hostile-output
+        status_file: status.json
+        steps:
+          - name: probe
+            command: [sh, -c, "cat {output}; exit 3"]
+        """)
+    with bad_api(good_api) as api:
+        proc = subprocess.run([*CLI, "run", str(spec)], capture_output=True, text=True, timeout=60,
+                              env=clean_env(PREFECT_API_URL=api.url))
+        artifacts = [json.loads(body) for path, body in api.bodies if path == "/artifacts/"]
+    assert proc.returncode == 1, proc.stderr
+    assert len(artifacts) == 1, api.requests
+    markdown = artifacts[0]["data"]
+    assert "onerror" in markdown and "fenced" in markdown, markdown  # the output is in it
+    html = render(markdown)
+    assert_inert(html)
+    rows = table_rows(html)
+    assert len(rows) == 1 and len(rows[0]) == 6, html
+    assert "<img src=x onerror=alert(1)> | forged | cells |" in rows[0][5], rows[0][5]
