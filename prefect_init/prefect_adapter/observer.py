@@ -9,6 +9,8 @@ A call the API does not take (no answer within its timeout, a refused connection
 with back-off, in order, for as long as the steps run: a server restarted mid-run loses nothing. After the last
 step, :meth:`Observer.close` waits at most its budget, then gives up; what was not recorded is counted for its one
 warning line. A 401 or 403 ends the mirror at once; another 4xx refuses that call only, and the line names it.
+An answer that is not the API's (an HTML page of an SSO proxy, a redirect, an id that is not a UUID) ends it at
+once too, at the start (the steps run unrecorded) or mid-run (an SSO session that expired).
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 Prefect's own client retries for minutes and flushes logs and events at exit without a bound: the behaviour that
 held pods back when the API went away. These calls are the API's documented endpoints, made once each.
+No answer holds the caller past its deadline or past :data:`MAX_ANSWER` bytes, and an answer that is not the
+API's (an SSO proxy's login page, ``{}``) is :class:`ApiWrong`, in words, never an exception of a parser.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import httpx
 CALL_TIMEOUT = httpx.Timeout(10.0, connect=1.0)
 """One call's limit. A server that is gone is seen at connect (1 s); a server that took the call but is slow (a
 rollout's pods all calling at once) is given 10 s to answer, since a call abandoned and made again doubles its
-load. The observer makes its calls from its own thread, so no step waits for one; the calls that do hold a pod
-back (creating the flow run, the flush at the end) are bounded by their own budgets, not by this."""
+load. The 10 s bound the whole call, from the first byte sent to the last one read (:class:`PrefectRest`). The
+observer makes its calls from its own thread, so no step waits for one; the calls that do hold a pod back
+(creating the flow run, the flush at the end) are bounded by their own budgets, not by this."""
 
 
 class ApiLost(Exception):
