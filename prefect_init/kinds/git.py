@@ -253,9 +253,78 @@ def run(step: Step, ctx: RunContext) -> str:
         return _checkout(step.git, ctx, env)
 
 
+CHECKOUT_CONFIG = re.compile(
+    r"core\.(repositoryformatversion|filemode|bare|logallrefupdates|ignorecase|precomposeunicode|symlinks"
+    r"|sparsecheckout|sparsecheckoutcone)|extensions\.worktreeconfig|remote\.origin\.(url|fetch)"
+    r"|submodule\..+\.(url|active)|branch\..+\.merge")
+"""The configuration keys this step's git calls write into a checkout (and a submodule's): an existing checkout
+whose configuration sets any other (a command in core.fsmonitor or remote.origin.uploadpack, an include, a url
+rewrite, a filter) was altered by something else, and is refused rather than trusted."""
+
+
+def _config_entries(path: Path, ctx: RunContext, env: dict[str, str]) -> list[tuple[str, str]]:
+    """The entries of one configuration file, as git parses it (includes named, never followed)."""
+    listed = _git(["config", "--file", str(path), "--no-includes", "--list", "-z"], ctx, env,
+                  f"git config {path}", cwd=path.parent)
+    return [(key, value) for key, _, value in (entry.partition("\n") for entry in listed.split("\0") if entry)]
+
+
+def _check_existing(dest: Path, ctx: RunContext, env: dict[str, str]) -> None:
+    """An existing checkout runs nothing of its own: its .git is a directory of ours, every configuration file
+    in it (the checkout's and each submodule's) sets only keys this step writes, a submodule's work tree is inside
+    ``dest`` and points back to its own git directory."""
+    git_dir = dest / ".git"
+    fresh = f"remove {dest} for a fresh checkout"
+    if git_dir.is_symlink() or not git_dir.is_dir():
+        raise StepFailed(f"{dest}: .git is not a directory (a link or a git file): not a checkout this step made; "
+                         f"{fresh}")
+    top = dest.resolve()
+    for directory, subdirectories, files in os.walk(git_dir):
+        here = Path(directory)
+        if any((here / name).is_symlink() for name in subdirectories):
+            raise StepFailed(f"{dest}: {here.relative_to(dest)} holds a link to a directory; {fresh}")
+        if "HEAD" not in files or "config" not in files:
+            continue
+        if "commondir" in files:
+            raise StepFailed(f"{dest}: {here.relative_to(dest)}/commondir borrows another repository; {fresh}")
+        urls = 0
+        for name in ("config", "config.worktree"):
+            if name not in files:
+                continue
+            for key, value in _config_entries(here / name, ctx, env):
+                where = (here / name).relative_to(dest)
+                if key == "core.worktree" and here != git_dir:  # a submodule's: its own work tree in dest
+                    work_tree = (here / value).resolve()
+                    if not work_tree.is_relative_to(top) or not _points_back(work_tree, here):
+                        raise StepFailed(f"{dest}: {where}: sets core.worktree to a work tree outside the checkout "
+                                         f"or whose .git names another repository; {fresh}")
+                    continue
+                if key.startswith("branch.") and key.endswith(".remote") and value == "origin":
+                    continue
+                urls += key == "remote.origin.url"
+                if not CHECKOUT_CONFIG.fullmatch(key) or urls > 1:
+                    raise StepFailed(f"{dest}: {where}: sets {key}, which this step never writes (what shares the "
+                                     f"volume may have altered the checkout); {fresh}")
+
+
+def _points_back(work_tree: Path, git_dir: Path) -> bool:
+    """Is ``work_tree``'s .git absent, or a git file naming ``git_dir``?"""
+    dot_git = work_tree / ".git"
+    if not dot_git.exists() and not dot_git.is_symlink():
+        return True
+    if dot_git.is_symlink() or not dot_git.is_file():
+        return False
+    try:
+        text = dot_git.read_text(encoding="utf-8", errors="replace")[:4096].strip()
+    except OSError:
+        return False
+    return text.startswith("gitdir: ") and (work_tree / text.removeprefix("gitdir: ")).resolve() == git_dir.resolve()
+
+
 def _checkout(spec: GitSpec, ctx: RunContext, env: dict[str, str]) -> str:
     dest = ctx.resolve(spec.dest)
-    if dest.is_dir() and (dest / ".git").exists():
+    if dest.is_dir() and os.path.lexists(dest / ".git"):
+        _check_existing(dest, ctx, env)
         origin = _git(["remote", "get-url", "origin"], ctx, env, "git remote", cwd=dest)
         if origin != spec.repo:
             raise StepFailed(f"{dest}: a checkout of another repository ({redact(origin)})")

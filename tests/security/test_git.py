@@ -293,6 +293,75 @@ def test_a_planted_hook_in_an_existing_checkout_does_not_run(tmp_path: Path, ori
     assert not marker.exists(), "a hook of the existing checkout ran"
 
 
+@pytest.mark.parametrize("key", ["core.fsmonitor", "remote.origin.uploadpack", "include.path", "core.sshCommand"])
+def test_planted_configuration_in_an_existing_checkout_is_refused(tmp_path: Path, origin: Path, key: str) -> None:
+    git = {"repo": f"file://{origin}", "ref": "main", "dest": "site"}
+    code, error, _, _ = _run(tmp_path, git)
+    assert code == 0, error
+    marker = tmp_path / "MARKER"
+    site = tmp_path / "site"
+    value = {"core.fsmonitor": f"touch '{marker}'; true", "core.sshCommand": f"touch '{marker}'; ssh",
+             "remote.origin.uploadpack": f"touch '{marker}';git-upload-pack"}.get(key, str(tmp_path / "included"))
+    (tmp_path / "included").write_text(f"[core]\n\tfsmonitor = touch '{marker}'; true\n")
+    _git("config", key, value, cwd=site)
+    code, error, stderr, attempts = _run(tmp_path, git, retries=2)
+    assert not marker.exists(), f"planted {key} ran a command"
+    assert code == 1 and attempts == 1, stderr
+    assert f"sets {key.lower()}" in error and "remove" in error
+    assert "touch" not in error  # the key is named, never its value
+
+
+def test_an_existing_checkout_of_ours_with_submodules_sparse_and_depth_is_updated(tmp_path: Path,
+                                                                                    origin: Path) -> None:
+    """The keys this step writes (a submodule's core.worktree, branch, sparse settings) are not refused."""
+    lib = _repo(tmp_path / "lib", {"lib.txt": "library\n"})
+    (origin / "docs").mkdir()
+    (origin / "docs" / "d.txt").write_text("d")
+    _git("add", ".", cwd=origin)
+    _git("-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "vendor/lib", cwd=origin)
+    _git("commit", "-q", "-m", "lib", cwd=origin)
+    git = {"repo": f"file://{origin}", "ref": "main", "dest": "site", "submodules": True, "depth": 1,
+           "sparse": ["index.html", "vendor/"]}
+    for _ in range(2):
+        code, error, stderr, _ = _run(tmp_path, git)
+        assert code == 0, error
+    assert "updated to main" in stderr
+    assert (tmp_path / "site" / "vendor" / "lib" / "lib.txt").read_text() == "library\n"
+    assert not (tmp_path / "site" / "docs").exists()
+
+
+def test_a_submodule_whose_git_file_names_another_repository_is_refused(tmp_path: Path, origin: Path) -> None:
+    lib = _repo(tmp_path / "lib", {"lib.txt": "library\n"})
+    _with_submodule(origin, str(lib), _git("rev-parse", "HEAD", cwd=lib))
+    git = {"repo": f"file://{origin}", "ref": "main", "dest": "site", "submodules": True}
+    code, error, _, _ = _run(tmp_path, git)
+    assert code == 0, error
+    (lib / "lib.txt").write_text("library v2\n")
+    _git("commit", "-q", "-am", "v2", cwd=lib)
+    _with_submodule(origin, str(lib), _git("rev-parse", "HEAD", cwd=lib))  # the update must fetch the submodule
+    marker = tmp_path / "MARKER"
+    planted = tmp_path / "planted.git"  # a git directory the app made, with a command in its configuration
+    _git("init", "-q", "--bare", str(planted), cwd=tmp_path)
+    _git("config", "remote.origin.url", str(lib), cwd=planted)
+    _git("config", "remote.origin.uploadpack", f"touch '{marker}';git-upload-pack", cwd=planted)
+    _git("config", "core.bare", "false", cwd=planted)
+    _git("config", "core.worktree", str(tmp_path / "site" / "vendor" / "lib"), cwd=planted)
+    (tmp_path / "site" / "vendor" / "lib" / ".git").write_text(f"gitdir: {planted}\n")
+    code, error, stderr, _ = _run(tmp_path, git)
+    assert not marker.exists(), "the planted git directory's uploadpack ran"
+    assert code == 1, stderr
+    assert "core.worktree" in error and "another repository" in error
+
+
+def test_a_git_file_in_place_of_the_git_directory_is_refused(tmp_path: Path, origin: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    _git("clone", "-q", "--separate-git-dir", str(elsewhere), f"file://{origin}", str(tmp_path / "site"),
+         cwd=tmp_path)
+    code, error, stderr, _ = _run(tmp_path, {"repo": f"file://{origin}", "ref": "main", "dest": "site"})
+    assert code == 1, stderr
+    assert ".git is not a directory" in error
+
+
 def test_a_home_gitconfig_with_fsmonitor_runs_nothing(tmp_path: Path, origin: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
