@@ -29,6 +29,8 @@ BAD_SPECS = [
     ("missing-name", "version: 1\nsteps:\n" + GOOD_STEP, 1, "name: required"),
     ("bad-version", "version: 2\nname: x\nsteps:\n" + GOOD_STEP, 1, "version: expected 1"),
     ("bad-spec-name", "version: 1\nname: My_App\nsteps:\n" + GOOD_STEP, 2, "name: must be 1-63 lowercase"),
+    ("own-validator", "version: 1\nname: x\nsteps:\n  - name: a\n    git: {repo: 'git@example.com:a/b.git', "
+     "dest: /src}\n", 5, "steps[0].git: an ssh remote needs known_hosts"),
     ("unknown-kind", "version: 1\nname: x\nsteps:\n  - name: a\n    shell: ls\n", 5,
      "steps[0].shell: unknown step kind or key"),
     ("no-kind", "version: 1\nname: x\nsteps:\n  - name: a\n", 4, "steps[0]: a step needs one kind key"),
@@ -273,7 +275,8 @@ def test_every_key_of_a_step_kind_is_in_its_section(kind: str) -> None:
     assert not missing, f"docs/reference/spec.md's section on `{kind}` does not name: {', '.join(missing)}"
 
 
-PYDANTIC_WORDS = ("Input should", "should have", "String should", "Value should", "Field required", "valid integer")
+PYDANTIC_WORDS = ("Input should", "should have", "String should", "Value should", "Field required", "valid integer",
+                  "Value error", "Assertion failed", "validation error", "errors.pydantic.dev")
 
 
 def test_every_problem_at_once_ordered_by_line(tmp_path: Path) -> None:
