@@ -8,19 +8,24 @@
         dest: /config/app.yaml
         format: yaml                                    # yaml | json | toml | auto (content type, then suffix)
         headers: {Authorization: {file: /secrets/config-token}}   # values are secrets
-        request_timeout: 30s
+        request_timeout: 30s                            # the whole download, every redirect and byte
         max_bytes: 10MiB                                # enforced while streaming
         sha256: 3a7bd3e2...                             # optional pin
         required: [database.host, database.port]        # present and non-empty
         schema: /etc/prefect-init/config.schema.json    # JSON Schema
         mode: "0644"
-        follow_redirects: false                         # to another host; same-host redirects are followed
+        follow_redirects: false                         # to another origin (never with the headers)
         ca_cert: /etc/ssl/config-ca.pem                 # or insecure: true
 
 The body streams into a temporary file beside ``dest`` while it is hashed and counted; it is parsed and checked
 there, and only then renamed over ``dest``. Any failure leaves ``dest`` byte-for-byte as it was. An identical
 file is left untouched (same mtime). Retried: connection errors, timeouts, 5xx, 429 (after ``Retry-After``).
-Final: other 4xx, a parse error, a checksum, size or schema mismatch, a redirect to another host.
+Final: other 4xx, a parse error, a checksum, size or schema mismatch, a redirect to another origin (scheme, host,
+port) unless ``follow_redirects``, a redirect from https to http whatever ``follow_redirects`` says.
+
+The ``headers`` (credentials) go only to the origin of ``url``, and only until a redirect leaves it; another
+origin gets none (the log says so). ``request_timeout`` bounds the whole download, not each read: a server that
+trickles its answer fails the attempt (retried) within ``request_timeout`` of its start. See docs/hardening/http.md.
 """
 
 from __future__ import annotations
@@ -40,9 +45,19 @@ from prefect_init.errors import RetryableError, StepFailed
 from prefect_init.runtime.atomic import AtomicFile, make_parent, write_error
 from prefect_init.runtime.context import RunContext
 from prefect_init.runtime.documents import Format, check_document, guess_format, load_schema, parse_file
+from prefect_init.runtime.httpguard import (
+    Deadline,
+    DeadlinePassed,
+    Origin,
+    downgrade,
+    origin,
+    origin_text,
+    other_origin,
+    redirect_target,
+)
 from prefect_init.runtime.redaction import redact, register_secret
 from prefect_init.runtime.values import resolve_value
-from prefect_init.spec.durations import Duration
+from prefect_init.spec.durations import Duration, format_duration
 from prefect_init.spec.model import FromFile, Mode, Size, StepBase, StrictModel
 
 MAX_REDIRECTS = 10
@@ -100,22 +115,55 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
+def _refusal(where: str, current: httpx.URL, target: httpx.URL, first: Origin, spec: ConfigSpec,
+             left: bool) -> str | None:
+    """Why a redirect from ``current`` to ``target`` is not followed (final), or None to follow it."""
+    if downgrade(current, target):
+        return (f"{where}: redirected from https to http ({origin_text(origin(target))}): refused, the answer and "
+                "the next request would travel in cleartext (point url: at the https address that serves it)")
+    if origin(target) != first and not left and not spec.follow_redirects:
+        return (f"{where}: redirected to {other_origin(first, origin(target))}; set follow_redirects: true to "
+                "allow it (the step's headers are never sent there)")
+    return None
+
+
 def _fetch_http(spec: ConfigSpec, headers: dict[str, str], sink: _Sink, ctx: RunContext, where: str) -> str | None:
-    """Stream the body into ``sink``; return the content type."""
-    url = httpx.URL(spec.url)
-    origin_host = url.host
-    timeout = max(0.1, min(spec.request_timeout, ctx.remaining()))
+    """Stream the body into ``sink``; return the content type.
+
+    Redirects are followed here, hop by hop (httpx follows none): the step's headers go only to the origin
+    (scheme, host, port) of ``url``, and only as long as no redirect has left it; https is never followed to
+    http. One deadline covers the whole download: ``request_timeout`` from the first request, or the step's
+    own deadline if sooner."""
+    url = first_url = httpx.URL(spec.url)
+    first = origin(first_url)
+    left = False  # a redirect took us off the first origin: the headers are not sent again, even back there
     verify: Any = str(ctx.resolve(spec.ca_cert)) if spec.ca_cert else not spec.insecure
-    with httpx.Client(follow_redirects=False, timeout=timeout, verify=verify) as client:
+    deadline = Deadline(min(ctx.deadline, time.monotonic() + spec.request_timeout))
+
+    def too_slow() -> RetryableError:
+        ctx.check()  # the step's own deadline came first, or SIGTERM: say that instead
+        got = f"{sink.size} bytes of the body had arrived" if sink.size else "no complete answer had arrived"
+        return RetryableError(f"{where}: the download did not finish within request_timeout "
+                              f"({format_duration(spec.request_timeout)}); {got}: the server or the network "
+                              "is too slow")
+
+    with deadline, httpx.Client(follow_redirects=False, verify=verify) as client:
         for _ in range(MAX_REDIRECTS + 1):
-            sent = headers if url.host == origin_host else {}  # spec headers go to the original host only
+            sent = headers if not left and origin(url) == first else {}
             try:
-                with client.stream("GET", url, headers=sent) as response:
-                    if response.is_redirect:
-                        url = response.next_request.url if response.next_request else url
-                        if url.host != origin_host and not spec.follow_redirects:
-                            raise StepFailed(f"{where}: redirected to another host ({url.host}); "
-                                             "set follow_redirects: true to allow it")
+                with client.stream("GET", url, headers=sent, timeout=deadline.timeout(),
+                                   extensions=deadline.extensions()) as response:
+                    target = redirect_target(response)
+                    if target is not None:
+                        refused = _refusal(where, url, target, first, spec, left)
+                        if refused:
+                            raise StepFailed(refused)
+                        if origin(target) != first and not left:
+                            left = True
+                            there = origin_text(origin(target))
+                            ctx.log.info(redact(f"{where}: redirected to another origin ({there}); following it "
+                                                "without the step's headers"))
+                        url = target
                         continue
                     status = response.status_code
                     if status == 429 or status >= 500:
@@ -127,13 +175,14 @@ def _fetch_http(spec: ConfigSpec, headers: dict[str, str], sink: _Sink, ctx: Run
                     if declared and declared.isdigit() and int(declared) > spec.max_bytes:
                         raise StepFailed(f"{where}: larger than max_bytes ({spec.max_bytes} bytes); "
                                          "nothing was written")
-                    for chunk in response.iter_bytes(64 * 1024):
+                    for chunk in deadline.chunks(response, ctx.check):
                         sink.write(chunk)
-                        ctx.check()
                     return response.headers.get("content-type")
-            except httpx.TimeoutException:
-                raise RetryableError(f"{where}: timed out after {timeout:.1f}s") from None
+            except (DeadlinePassed, httpx.TimeoutException):
+                raise too_slow() from None
             except httpx.TransportError as exc:
+                if deadline.passed():  # the deadline shut the connection under a read
+                    raise too_slow() from None
                 text = str(exc) or type(exc).__name__
                 if "CERTIFICATE_VERIFY_FAILED" in text:
                     raise StepFailed(f"{where}: TLS failed, the server's certificate is not trusted "

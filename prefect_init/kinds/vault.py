@@ -25,7 +25,8 @@ One login per run, shared by every secret; secrets are fetched at the same time;
 secret was fetched and checked, then each file is written atomically. Every value and the token are registered
 with the redactor as soon as they arrive. The token is revoked at the end when the step logged in itself
 (``revoke_token``). Retried: connection errors, timeouts, 5xx, 429, sealed and standby. Final: 400, 401, 403,
-404, a deleted or destroyed KV v2 version, a missing required key.
+404, a deleted or destroyed KV v2 version, a missing required key, a redirect to another origin (scheme, host,
+port) or from https to http: the token goes only to ``address``'s origin (see docs/hardening/http.md).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from pydantic import Field, model_validator
 from prefect_init.errors import RetryableError, StepError, StepFailed
 from prefect_init.runtime.atomic import AtomicFile, make_parent
 from prefect_init.runtime.context import RunContext
+from prefect_init.runtime.httpguard import downgrade, origin, origin_text
 from prefect_init.runtime.redaction import redact, register_secret, register_values
 from prefect_init.runtime.values import resolve_value
 from prefect_init.spec.durations import Duration
@@ -124,11 +126,41 @@ class Step(StepBase):
         return f"vault: {len(self.vault.secrets)} secrets"
 
 
+class RedirectRefused(Exception):
+    """A redirect the token must not follow (another origin, or https to http); the message says which."""
+
+
+def _session(address: str) -> Any:
+    """A requests session for hvac that follows a redirect only within the origin (scheme, host, port) of
+    ``address``, and never from https to http: the token (``X-Vault-Token``), the namespace, a login's secret_id
+    or JWT would go with it, and requests strips only ``Authorization``. Vault's standby nodes answer 307 to the
+    active node's address: point ``address`` at the active node (or a service in front of it) instead."""
+    import httpx
+    import requests
+
+    class Session(requests.Session):
+        def rebuild_auth(self, prepared_request: Any, response: Any) -> None:
+            first = origin(httpx.URL(address))  # here, not before: a bad address fails in hvac's words first
+            target, current = httpx.URL(prepared_request.url), httpx.URL(response.request.url)
+            if downgrade(current, target):
+                raise RedirectRefused(f"redirected from https to http ({origin_text(origin(target))}): refused, "
+                                      "the token would travel in cleartext")
+            if origin(target) != first:
+                raise RedirectRefused(f"redirected to another origin ({origin_text(origin(target))}): refused, the "
+                                      "token goes only to address: (point it at the node that answers, e.g. the "
+                                      "active one)")
+            super().rebuild_auth(prepared_request, response)
+
+    return Session()
+
+
 def vault_error(exc: Exception, what: str) -> StepError:
     """An hvac / requests failure as our error: final or worth retrying; Vault's message, never a value."""
     import hvac.exceptions as hx
     import requests
 
+    if isinstance(exc, RedirectRefused):
+        return StepFailed(f"{what}: {exc}")
     if isinstance(exc, requests.exceptions.SSLError):
         return StepFailed(f"{what}: TLS failed, the server's certificate is not trusted (set ca_cert: to its CA)")
     if isinstance(exc, requests.exceptions.Timeout):
@@ -185,8 +217,10 @@ class VaultSession:
         import hvac
 
         timeout = max(0.5, min(self.spec.request_timeout, self.ctx.remaining()))
+        session = _session(self.address)
+        session.verify = self.verify
         return hvac.Client(url=self.address, token=token, namespace=self.spec.namespace, verify=self.verify,
-                           timeout=timeout)
+                           timeout=timeout, session=session)
 
     def _token(self) -> str:
         auth = self.spec.auth

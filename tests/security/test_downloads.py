@@ -1,0 +1,186 @@
+"""No answer holds a pod back: a download (the config step) and a readiness probe (the http wait target) each have
+one deadline over the whole exchange, not httpx's per-read timeouts, which a server sending one byte just before
+each would reset for ever.
+
+The servers are real, on 127.0.0.1: a thread per connection sends the headers, then one byte every 0.2 s.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import run_cli
+
+PREVIOUS = b"database:\n  host: old-db\n  port: 5432\n"
+STEP_TIMEOUT = "60s"  # far past every bound asserted below: what ends an attempt is request_timeout
+
+
+class Trickler:
+    """An HTTP server on 127.0.0.1 that answers 200 and then sends its body one byte every ``every`` seconds;
+    after ``stall_after`` bytes it sends nothing more but keeps the connection open. ``length``: announce a
+    Content-Length (else the body ends when the connection closes, HTTP/1.0 style). Counts the requests."""
+
+    def __init__(self, every: float = 0.2, stall_after: int | None = None, length: bool = True) -> None:
+        self.every, self.stall_after, self.length = every, stall_after, length
+        self.stop = threading.Event()
+        self.requests = 0
+        self.sent: list[int] = []
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn, suppress(OSError):
+            conn.settimeout(30)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                data = conn.recv(4096)
+                if not data:
+                    return
+                request += data
+            with self._lock:
+                self.requests += 1
+                index = len(self.sent)
+                self.sent.append(0)
+            body = b"key: " + b"v" * 100_000 + b"\n"  # valid YAML at any length past its first 5 bytes
+            head = "HTTP/1.1 200 OK\r\nContent-Type: application/yaml\r\n"
+            head += f"Content-Length: {len(body)}\r\n" if self.length else "Connection: close\r\n"
+            conn.sendall(head.encode() + b"\r\n")
+            for n, byte in enumerate(body):  # at most 100 kB * 0.2 s: the stop event ends it first
+                if self.stall_after is not None and n >= self.stall_after:
+                    self.stop.wait(120)  # silent, the connection open, until the test ends
+                    return
+                conn.sendall(bytes([byte]))
+                self.sent[index] += 1
+                if self.stop.wait(self.every):
+                    return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.listener.close()
+
+
+@contextmanager
+def trickler(**kwargs: Any) -> Iterator[Trickler]:
+    server = Trickler(**kwargs)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def _status(tmp_path: Path) -> dict[str, Any]:
+    step: dict[str, Any] = json.loads((tmp_path / "status.json").read_text())["steps"][0]
+    return step
+
+
+def _config(tmp_path: Path, url: str, dest: Path, request_timeout: str, retries: int = 0) -> Path:
+    path = tmp_path / "init.yaml"
+    step = {"name": "config", "timeout": STEP_TIMEOUT, "retries": retries, "retry_delay": "50ms",
+            "config": {"url": url, "dest": str(dest), "request_timeout": request_timeout, "format": "yaml"}}
+    path.write_text(json.dumps({"version": 1, "name": "dl", "status_file": "status.json", "steps": [step]}))
+    return path
+
+
+def _previous(tmp_path: Path) -> Path:
+    dest = tmp_path / "conf" / "app.yaml"
+    dest.parent.mkdir()
+    dest.write_bytes(PREVIOUS)
+    return dest
+
+
+def _assert_untouched(dest: Path) -> None:
+    assert dest.read_bytes() == PREVIOUS
+    assert not [p for p in dest.parent.iterdir() if p.name != dest.name]  # no temporary file left
+
+
+@pytest.mark.parametrize("length", [True, False], ids=["content-length", "until-close"])
+def test_a_trickling_download_fails_within_request_timeout_and_is_retried(tmp_path: Path, length: bool) -> None:
+    """One byte every 0.2 s: each attempt ends within request_timeout (1 s) + 1 s, retried (2 attempts), and
+    ``dest`` is untouched. Without a Content-Length, the body cut at the deadline must not pass for whole (it is
+    valid YAML at any length)."""
+    dest = _previous(tmp_path)
+    with trickler(length=length) as server:
+        result = run_cli("run", str(_config(tmp_path, server.url("/c.yaml"), dest, "1s", retries=1)), timeout=30)
+    step = _status(tmp_path)
+    assert result.code == 1, result.output
+    assert step["attempts"] == 2, step  # retryable
+    assert server.requests == 2
+    assert all(sent >= 2 for sent in server.sent), server.sent  # it did trickle: bytes arrived in each attempt
+    # two attempts of at most request_timeout + 1 s each, and the 50 ms pause between them
+    assert step["duration_s"] < 2 * (1 + 1), step
+    assert "did not finish within request_timeout (1s)" in step["error"], step["error"]
+    assert "bytes of the body had arrived: the server or the network is too slow" in step["error"]
+    _assert_untouched(dest)
+
+
+def test_a_download_that_trickles_then_stalls_ends_at_its_deadline(tmp_path: Path) -> None:
+    """Bytes for 1.6 s, then silence, request_timeout 2 s: the read blocked on the silent server must end at the
+    deadline (2 s from the start), not a read timeout after the last byte (3.6 s)."""
+    dest = _previous(tmp_path)
+    with trickler(stall_after=8) as server:
+        result = run_cli("run", str(_config(tmp_path, server.url("/c.yaml"), dest, "2s")), timeout=30)
+    step = _status(tmp_path)
+    assert result.code == 1, result.output
+    assert server.sent == [8]
+    assert step["duration_s"] < 2 + 1, step
+    assert "did not finish within request_timeout (2s)" in step["error"], step["error"]
+    _assert_untouched(dest)
+
+
+def _wait(tmp_path: Path, url: str, timeout: str) -> Path:
+    path = tmp_path / "init.yaml"
+    path.write_text("\n".join([
+        "version: 1", "name: waiting", "status_file: status.json", "steps:", "  - name: deps",
+        f"    timeout: {timeout}", "    retries: 0", "    attempt_timeout: 500ms", "    wait:",
+        f"      - http: {url}", "        contains: never-there"]) + "\n")
+    return path
+
+
+def test_a_trickling_probe_is_not_ready_within_its_own_timeout(tmp_path: Path) -> None:
+    """Each probe of a trickling answer ends at the probe's own timeout (attempt_timeout 500 ms): the wait asks
+    again and again, and the step ends at its deadline with the reason in words."""
+    with trickler() as server:
+        result = run_cli("run", str(_wait(tmp_path, server.url("/health"), "3s")), timeout=30)
+    step = _status(tmp_path)
+    assert result.code == 1, result.output
+    # 3 s of probes of at most 0.5 s each (plus pauses of at most 0.25 s): more than one; a probe held by the
+    # trickle would be the only one
+    assert server.requests >= 3, server.requests
+    assert step["duration_s"] < 3 + 1, step
+    # the probe's own timeout, or the time left before the step's deadline if less
+    assert re.search(r"the answer did not finish within 0\.[1-5]s \(", step["error"]), step["error"]
+
+
+def test_a_probe_that_trickles_then_stalls_ends_at_its_timeout(tmp_path: Path) -> None:
+    """A probe whose answer stops after 2 bytes: the read blocked on it ends at the probe's timeout."""
+    with trickler(stall_after=2) as server:
+        result = run_cli("run", str(_wait(tmp_path, server.url("/health"), "3s")), timeout=30)
+    step = _status(tmp_path)
+    assert result.code == 1, result.output
+    assert server.requests >= 3, server.requests
+    # the probe's own timeout, or the time left before the step's deadline if less
+    assert re.search(r"the answer did not finish within 0\.[1-5]s \(", step["error"]), step["error"]
