@@ -184,3 +184,65 @@ def test_a_probe_that_trickles_then_stalls_ends_at_its_timeout(tmp_path: Path) -
     assert server.requests >= 3, server.requests
     # the probe's own timeout, or the time left before the step's deadline if less
     assert re.search(r"the answer did not finish within 0\.[1-5]s \(", step["error"]), step["error"]
+
+
+class Flood:
+    """An HTTP server on 127.0.0.1 whose answer never ends, sent as fast as the client reads it (no length: the
+    body would end when the connection closes); counts the requests and the bytes sent on each."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.sent: list[int] = []
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn, suppress(OSError):
+            conn.settimeout(30)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                data = conn.recv(4096)
+                if not data:
+                    return
+                request += data
+            index = len(self.sent)
+            self.sent.append(0)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n")
+            chunk = b"x" * 65536
+            while not self.stop.is_set() and self.sent[index] < 1024 * 1024 * 1024:  # 1 GiB at most
+                conn.sendall(chunk)  # until the client closes: a broken pipe ends it
+                self.sent[index] += len(chunk)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.listener.close()
+
+
+def test_an_endless_answer_does_not_hold_a_probe(tmp_path: Path) -> None:
+    """A readiness answer that never ends, as fast as it is read: each probe reads at most 1 MiB of it, is not
+    ready in words, and the wait asks again; the server could send only that much (and what the sockets'
+    buffers hold) on each connection."""
+    from prefect_init.kinds.wait.targets.http import MAX_BODY
+
+    server = Flood()
+    try:
+        result = run_cli("run", str(_wait(tmp_path, f"http://127.0.0.1:{server.port}/health", "3s")), timeout=30)
+    finally:
+        server.close()
+    step = _status(tmp_path)
+    assert result.code == 1, result.output
+    assert len(server.sent) >= 3, server.sent  # each probe ended and another came
+    assert "answer does not contain the expected text" in step["error"], step["error"]
+    # what a probe read is bounded; loopback buffers may hold a few MiB more than it took, never 1 GiB
+    assert max(server.sent) < MAX_BODY + 16 * 1024 * 1024, server.sent

@@ -102,12 +102,12 @@ class HttpChecker:
                                     extensions=deadline.extensions()) as response:
                 hop = redirect_target(response)
                 if hop is None:
-                    body = b""
+                    body = bytearray()
                     for chunk in deadline.chunks(response):
                         body += chunk
                         if len(body) > MAX_BODY:
                             break
-                    return response, body
+                    return response, bytes(body)
             if downgrade(url, hop):
                 raise NotReady(f"redirected from https to http ({origin_text(origin(hop))}): not followed")
             left = left or origin(hop) != first
