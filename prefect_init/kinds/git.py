@@ -67,6 +67,10 @@ def not_an_option(value: str) -> str:
 Value = Annotated[str, AfterValidator(not_an_option)]
 
 
+REDIRECTED = re.compile(r"returned error: 30[1278]\b")
+"""git's words for a redirect it did not follow (``http.followRedirects=false``, set with a password)."""
+
+
 SSH_REMOTE = re.compile(r"^(ssh://|git\+ssh://|[A-Za-z0-9._-]+@[A-Za-z0-9._-]+:(?!//))")
 FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 
@@ -117,6 +121,10 @@ def _git(args: list[str], ctx: RunContext, env: dict[str, str], what: str, cwd: 
         if "transport '" in message and "not allowed" in message:
             raise StepFailed(f"{what}: {message} (this step speaks https, ssh and git, and http or file only when "
                              "the spec's own repository is one: check the repository's or a submodule's URL)")
+        if REDIRECTED.search(message):
+            raise StepFailed(f"{what}: {message} (the server answers with a redirect, which this step does not "
+                             "follow when it sends a password, so the password never goes to another server: "
+                             "write the URL the redirect names in repo)")
         if any(marker in message.lower() for marker in FINAL):
             raise StepFailed(f"{what}: {message}")
         raise RetryableError(f"{what}: {message}")
@@ -190,6 +198,8 @@ def _environment(spec: GitSpec, ctx: RunContext, key_file: str | None = None) ->
         scope = credential_scope(spec.repo)
         if scope is not None:
             _add_config(env, f"http.{scope}.extraHeader", f"Authorization: Basic {basic}")
+            # git sends its extra headers to wherever a redirect led it (the new base URL): never follow one
+            _add_config(env, "http.followRedirects", "false")
     return env
 
 
@@ -363,12 +373,14 @@ def probe(step: Step, ctx: RunContext) -> Any:
 
     spec = step.git
     _refuse_options(spec)
-    with _git_env(spec, ctx) as env:
+    # run outside any repository: the working directory's own .git/config (a credential helper) is never read
+    repo = os.path.abspath(spec.repo) if is_local(spec.repo) and not spec.repo.startswith("file://") else spec.repo
+    shown = f"git ls-remote {redact(spec.repo)}"
+    with _git_env(spec, ctx) as env, tempfile.TemporaryDirectory(prefix="prefect-init-git-") as nowhere:
         if FULL_SHA.match(spec.ref):
-            _git(["ls-remote", "--end-of-options", spec.repo, "HEAD"], ctx, env, f"git ls-remote {redact(spec.repo)}")
+            _git(["ls-remote", "--end-of-options", repo, "HEAD"], ctx, env, shown, cwd=Path(nowhere))
             return Finding(OK, [f"{redact(spec.repo)} answers; commit {spec.ref[:12]} is checked at checkout"])
-        found = _git(["ls-remote", "--end-of-options", spec.repo, spec.ref], ctx, env,
-                     f"git ls-remote {redact(spec.repo)}")
+        found = _git(["ls-remote", "--end-of-options", repo, spec.ref], ctx, env, shown, cwd=Path(nowhere))
     if not found:
         return Finding(PROBLEM, [f"{redact(spec.repo)}: no ref {spec.ref!r} (a branch, a tag or a full sha)"])
     return Finding(OK, [f"{spec.ref} is {found.split()[0][:12]}"])

@@ -118,6 +118,24 @@ def test_a_repo_from_a_variable_is_refused_by_run_and_check_online(tmp_path: Pat
         assert "git.repo: starts with '-'" in result.output
 
 
+def test_check_online_reads_no_repository_of_its_working_directory(tmp_path: Path) -> None:
+    marker = tmp_path / "MARKER"
+    workdir = _repo(tmp_path / "workdir", {"f": "x"})  # the process's working directory, a checkout of the app's
+    _git("config", "credential.helper", f"!touch '{marker}'; true", cwd=workdir)
+    spec = _write(tmp_path, [{"name": "clone", "git": {"repo": "${GIT_REPO}", "ref": "main", "dest": "site",
+                                                       "username": "bot", "password": "${TOKEN}"}}])
+    with dumb_git(tmp_path, require="never this") as (url, seen):
+        env = clean_env(GIT_REPO=f"{url}/site.git", TOKEN="t-5353", GIT_CONFIG_NOSYSTEM="1")
+        subprocess.run(["git", "ls-remote", f"{url}/site.git"], cwd=workdir, env=env, capture_output=True,
+                       timeout=30)
+        assert marker.exists(), "git itself runs the helper from there (positive control)"
+        marker.unlink()
+        result = run_cli("check", str(spec), "--online", "--timeout", "20s", env=env, cwd=workdir, timeout=60)
+    assert len(seen) >= 2, "both were answered with a 401"
+    assert not marker.exists(), "the working directory's credential helper ran"
+    assert result.code != 0 and "Authentication failed" in result.output, result.output
+
+
 def test_a_sparse_path_from_a_variable_is_refused(tmp_path: Path, origin: Path) -> None:
     # --stdin would read the patterns from an empty standard input: a checkout of nothing that "succeeds"
     code, _, stderr, attempts = _run(tmp_path, {"repo": f"file://{origin}", "ref": "main", "dest": "site",
@@ -241,6 +259,49 @@ def test_the_password_never_reaches_a_submodule_on_another_origin(tmp_path: Path
     assert seen and all(auth == expected for _, auth in seen), "the repository itself still authenticates"
     assert other_seen, "the submodule's server was asked (positive control)"
     assert [auth for _, auth in other_seen if auth is not None] == [], "the token went to another origin"
+
+
+@pytest.mark.parametrize("status", [301, 302, 307])
+def test_the_password_never_follows_a_redirect_to_another_origin(tmp_path: Path, origin: Path, status: int) -> None:
+    root = tmp_path / "server"
+    root.mkdir()
+    _bare(origin, root / "site.git")
+    token = tmp_path / "token"
+    token.write_text("git-token-canary-5252\n")
+    expected = "Basic " + base64.b64encode(b"bot:git-token-canary-5252").decode()
+    with dumb_git(root) as (other_url, other_seen), redirecting(other_url, status) as (url, seen):
+        code, error, stderr, attempts = _run(tmp_path, {"repo": f"{url}/site.git", "ref": "main", "dest": "site",
+                                                        "username": "bot", "password": {"file": str(token)}},
+                                             retries=2)
+    assert seen and seen[0][1] == expected, "the repository's own server got the password (positive control)"
+    assert [auth for _, auth in other_seen if auth is not None] == [], "the token followed the redirect"
+    assert code == 1 and attempts == 1, stderr
+    assert "redirect" in error and "write the URL the redirect names in repo" in error
+
+
+@contextmanager
+def redirecting(to: str, status: int) -> Iterator[tuple[str, list[tuple[str, str | None]]]]:
+    """A server on 127.0.0.1 that redirects every request to the same path under ``to``, recording each."""
+    seen: list[tuple[str, str | None]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append((self.path, self.headers.get("Authorization")))
+            self.send_response(status)
+            self.send_header("Location", to + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_a_remote_repository_s_submodule_cannot_use_file_even_when_the_environment_allows_it(
