@@ -8,6 +8,7 @@ control: the canary was sent at all).
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,23 @@ def test_config_redirect_to_another_port_followed_without_the_headers(tmp_path: 
     _assert_none(other)  # ...without a single one of the step's headers
     assert f"redirected to another origin (http://127.0.0.1:{other.port}); following it without the step's " \
            "headers" in result.stderr, result.stderr
+
+
+def test_config_url_credentials_stay_with_their_origin_and_the_log_names_only_the_origin(tmp_path: Path) -> None:
+    """A URL's own user:password (Basic auth) goes to its origin only; the other origin's URL, whose query may hold a
+    token the redirect named, is logged as its origin alone."""
+    with sequence((200, GOOD_YAML, {})) as other, \
+            moved(other.url("/real.yaml?v=query-canary-4669")) as first:
+        url = first.url("/c.yaml").replace("http://", "http://cfg-user:url-password-canary-1414@")
+        result = run_cli("run", str(_config_spec(tmp_path, {"url": url, "dest": "app.yaml",
+                                                             "follow_redirects": True})))
+    assert result.code == 0, result.output
+    basic = "Basic " + base64.b64encode(b"cfg-user:url-password-canary-1414").decode()
+    assert first.requests[0][1].get("Authorization") == basic  # the positive control
+    assert other.requests and "Authorization" not in other.requests[0][1], other.requests
+    line = f"redirected to another origin (http://127.0.0.1:{other.port}); following it without"
+    assert line in result.stderr, result.stderr
+    assert "query-canary-4669" not in result.output and "url-password-canary-1414" not in result.output
 
 
 def test_config_never_brings_the_headers_back_after_leaving(tmp_path: Path) -> None:
