@@ -15,6 +15,12 @@ A new checkout is made in a temporary directory beside ``dest`` and renamed into
 nothing behind. An existing checkout of the same repository is fetched and checked out again (idempotent); a
 ``dest`` holding anything else is an error. Network failures are retried; an unknown ref, a missing repository
 or refused credentials are final. Uses the ``git`` program of the image.
+
+Hardened (docs/hardening/git.md): ``repo``, ``ref`` and ``sparse`` never start with ``-`` and follow
+``--end-of-options``; git may use https, ssh and git, plus http or file only when ``repo`` is one
+(``GIT_ALLOW_PROTOCOL``, whatever the environment says); the password goes to ``repo``'s origin only and no
+redirect is followed with it; no hook and no fsmonitor runs; an existing checkout whose configuration sets what
+this step never writes is refused.
 """
 
 from __future__ import annotations

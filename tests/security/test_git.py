@@ -441,3 +441,34 @@ def test_a_home_gitconfig_with_fsmonitor_runs_nothing(tmp_path: Path, origin: Pa
     subprocess.run(["git", "status", "--short"], cwd=tmp_path / "site", env={**os.environ, **env}, check=True,
                    capture_output=True, timeout=30)
     assert marker.exists()
+
+
+@pytest.mark.parametrize(("repo", "protocols"), [
+    ("https://git.example.com/org/site.git", "https:ssh:git"),
+    ("http://127.0.0.1:8080/site.git", "https:ssh:git:http"),
+    ("HTTP://127.0.0.1/site.git", "https:ssh:git:http"),
+    ("git@github.com:org/site.git", "https:ssh:git"),
+    ("ssh://git@host/site.git", "https:ssh:git"),
+    ("file:///srv/site.git", "https:ssh:git:file"),
+    ("/srv/site.git", "https:ssh:git:file"),
+    ("./site", "https:ssh:git:file"),
+    ("site", "https:ssh:git:file"),
+    ("ext::sh -c true", "https:ssh:git"),
+    ("fd::3", "https:ssh:git"),
+])
+def test_the_protocols_follow_the_spec_s_own_repository(repo: str, protocols: str) -> None:
+    assert git_kind.allowed_protocols(repo) == protocols
+
+
+@pytest.mark.parametrize(("repo", "scope"), [
+    ("https://git.example.com/org/site.git", "https://git.example.com/"),
+    ("https://bot@Git.Example.com:8443/org/site.git", "https://git.example.com:8443/"),
+    ("http://127.0.0.1:3000/site.git", "http://127.0.0.1:3000/"),
+    ("https://[::1]:8443/site.git", "https://[::1]:8443/"),
+    ("ssh://git@host/site.git", None),
+    ("git@github.com:org/site.git", None),
+    ("file:///srv/site.git", None),
+    ("https://host:notaport/site.git", None),
+])
+def test_the_password_is_scoped_to_the_repository_s_origin(repo: str, scope: str | None) -> None:
+    assert git_kind.credential_scope(repo) == scope
