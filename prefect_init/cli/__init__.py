@@ -123,6 +123,10 @@ def check(
         _err("check: --unset-ok is for the offline check; --online needs every variable set")
         raise typer.Exit(EXIT_USAGE)
     loaded = _load(spec, defer_unset=unset_ok)
+    from prefect_init.spec.credentials import CHECK_WHY, literal_credentials
+
+    for problem in literal_credentials(loaded.text, loaded.file, strict=False, why=CHECK_WHY):
+        _err(f"warning: {problem}")
     if online:
         from prefect_init.run import preflight
 
@@ -312,7 +316,7 @@ def render(
     """
     from prefect_init.render import KINDS, RenderOptions
     from prefect_init.render import render as render_kind
-    from prefect_init.render.env import refused_env, unprovided_note
+    from prefect_init.render.env import credential_warnings, refused_env, unprovided_note
     from prefect_init.render.files import read_files
     from prefect_init.render.pod import path_warnings, privilege_note, status_file_note
 
@@ -365,6 +369,8 @@ def render(
         for line in refused:
             _err(line)
         raise typer.Exit(EXIT_USAGE)
+    for line in credential_warnings(loaded) if kind != "work-pool" else []:
+        _err(line)
     for warning in path_warnings(loaded, options if kind != "work-pool" else None):
         _err(f"warning: {warning}")
     if kind != "work-pool":
@@ -405,7 +411,7 @@ def _into_problems(kind: str, into: str | None, output: str | None, workload: st
 def _render_into(kind: str, spec_path: str, loaded: Spec, options: Any, into: str | None, workload: str | None,
                  keep_init: bool, output: str | None, services: tuple[str, ...]) -> None:
     """render init-container --into, kustomize, compose: one line per problem (exit 2), never a traceback."""
-    from prefect_init.render.env import refused_env
+    from prefect_init.render.env import credential_warnings, refused_env
     from prefect_init.render.into import IntoError, path_warnings_into, render_into, unprovided_note_into
     from prefect_init.render.pod import path_warnings, privilege_note, status_file_note
 
@@ -414,6 +420,8 @@ def _render_into(kind: str, spec_path: str, loaded: Spec, options: Any, into: st
         _err(line)
     if refused:
         raise typer.Exit(EXIT_USAGE)
+    for line in credential_warnings(loaded) if kind != "compose" else []:  # compose mounts the file, no ConfigMap
+        _err(line)
     text = None
     if into is not None:
         try:

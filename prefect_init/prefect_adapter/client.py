@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from prefect_init.prefect_adapter.discovery import api_answers, configured_api_url
 from prefect_init.prefect_adapter.discovery import ui_url as discovery_ui_url
+from prefect_init.runtime.redaction import redact, register_secret
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
@@ -18,10 +19,11 @@ ENTRYPOINT = "prefect_init.flows.spec_flow:run_spec"
 
 
 class CommandError(Exception):
-    """A one-line failure of a command, with its exit code (1 the API refused; 2 bad input or no API)."""
+    """A one-line failure of a command, with its exit code (1 the API refused; 2 bad input or no API); redacted
+    (an API's error text, a URL, an exception's words may carry a key)."""
 
     def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
+        super().__init__(redact(message))
         self.code = code
 
 
@@ -41,10 +43,16 @@ def client(no_api_code: int) -> Iterator[SyncPrefectClient]:
     import httpx
     from prefect.client.orchestration import get_client
     from prefect.exceptions import PrefectHTTPStatusError
+    from prefect.settings import PREFECT_API_KEY, temporary_settings
 
+    key = PREFECT_API_KEY.value()  # the environment's or the profile's
+    register_secret(key)
+    # a key read from a file (a Secret's key, `$(cat ...)` of a file without its newline stripped) ends with a
+    # newline, which httpx refuses in a header ("Illegal header value b'Bearer pnu-...\\n'"): the key is its text
+    updates: dict[Any, Any] = {PREFECT_API_KEY: key.strip()} if isinstance(key, str) and key != key.strip() else {}
     api_url(no_api_code)
     try:
-        with get_client(sync_client=True) as prefect:
+        with temporary_settings(updates=updates), get_client(sync_client=True) as prefect:
             yield prefect
     except PrefectHTTPStatusError as exc:
         detail = _detail(exc.response)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from prefect_init.errors import SpecError
 from prefect_init.prefect_adapter.client import ENTRYPOINT, FLOW_NAME, CommandError, client, ui_url
-from prefect_init.spec.credentials import literal_credentials
+from prefect_init.spec.credentials import credential_env, literal_credentials
 from prefect_init.spec.model import Spec
 
 KUBERNETES_ONLY = {"image": "--image", "namespace": "--namespace", "service_account_name": "--service-account"}
@@ -79,10 +79,21 @@ def _pool_template(kind: str, request: DeployRequest) -> dict[str, object]:
     return ProcessWorker.get_default_base_job_template()
 
 
+def refuse_credential_env(text: str, env: dict[str, str], where: str) -> None:
+    """``--env`` values that are credentials (render's one check, :func:`credential_env`) are never stored as job
+    variables: exit 2, the names only, before the API is asked anything."""
+    names = credential_env(text, env)
+    if names:
+        raise CommandError(f"--env {', '.join(names)}: a credential is not stored as {where}'s job variable "
+                           "(readable by anyone who can read it): give it to the worker's pods from a Kubernetes "
+                           "Secret (the work pool's job template), or to the worker's own environment", 2)
+
+
 def deploy(request: DeployRequest) -> Deployed:
     problems = literal_credentials(request.spec.text, request.spec.file)
     if problems:
         raise SpecError(problems)
+    refuse_credential_env(request.spec.text, request.env, "a deployment")
     schedules = _schedules(request)  # a bad --cron is exit 2 before the API is asked anything
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectNotFound

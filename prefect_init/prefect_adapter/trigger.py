@@ -87,13 +87,19 @@ def trigger(target: str, env: dict[str, str], tags: list[str], timeout: float | 
     from prefect.exceptions import ObjectNotFound
     from prefect.states import Cancelling
 
+    from prefect_init.prefect_adapter.deploy import refuse_credential_env
+
     name = deployment_name(target)
+    local = Path(target).read_text(encoding="utf-8") if name != target and Path(target).is_file() else ""
+    refuse_credential_env(local, env, "a flow run")  # by name and value, and what a spec file reads: before the API
     with client(no_api_code=2) as prefect:
         try:
             deployment = prefect.read_deployment_by_name(name)
         except ObjectNotFound:
             raise CommandError(f"no deployment {name!r} (create it with `prefect-init deploy SPEC --pool POOL`)",
                                2) from None
+        spec_text = (deployment.parameters or {}).get("spec_text")
+        refuse_credential_env(spec_text if isinstance(spec_text, str) else "", env, "a flow run")
         from prefect.utilities.names import generate_slug
 
         # the run's name from the start, the one the flow keeps (deployment_run_name): printed here, found later

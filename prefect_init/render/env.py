@@ -7,7 +7,7 @@ import shlex
 from typing import Any
 
 from prefect_init.render.options import RenderOptions
-from prefect_init.spec.credentials import CREDENTIAL_NAME, credential_variables, is_literal_credential
+from prefect_init.spec.credentials import RENDER_WHY, credential_env, literal_credentials
 from prefect_init.spec.interpolate import required_variables
 from prefect_init.spec.model import Spec
 
@@ -45,8 +45,7 @@ def container_env(options: RenderOptions) -> tuple[list[Doc], list[Doc]]:
 def literal_credential_env(spec: Spec, env: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> list[str]:
     """The names of the literal values that are credentials: a variable the spec reads as one, a name like
     ``*PASSWORD*``, or a value holding a password (a URL's, a DSN's)."""
-    wanted = credential_variables(spec.text)
-    return [key for key, value in env if key in wanted or CREDENTIAL_NAME.search(key) or is_literal_credential(value)]
+    return credential_env(spec.text, env)
 
 
 def refused_env(spec: Spec, options: RenderOptions) -> list[str]:
@@ -54,6 +53,14 @@ def refused_env(spec: Spec, options: RenderOptions) -> list[str]:
     return [f"render: --env {key}: a credential is not written into a manifest in the clear; put it in a Secret "
             f"and add --env-from-secret NAME (kubectl create secret generic NAME --from-literal={key}=...)"
             for key in literal_credential_env(spec, options.env)]
+
+
+def credential_warnings(spec: Spec) -> list[str]:
+    """A credential written into the spec itself (a password in a URL, an ``env`` token, literal or as a
+    variable's default): ``render`` puts the spec into a ConfigMap as written, so it says so, each with its line.
+    A warning, not a refusal: the manifest is the user's to apply (``deploy``, which stores it, refuses)."""
+    return [f"warning: {problem}" for problem in literal_credentials(spec.text, spec.file, strict=False,
+                                                                      why=RENDER_WHY)]
 
 
 def unprovided(spec: Spec, options: RenderOptions) -> list[str]:

@@ -240,10 +240,39 @@ def init_container(spec: Spec, options: RenderOptions) -> Doc:
             "terminationMessagePolicy": "FallbackToLogsOnError"}
 
 
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+"""Where Kubernetes mounts the pod's service-account token when ``automountServiceAccountToken`` allows it."""
+_KUBERNETES_API = re.compile(r"kubectl|KUBERNETES_SERVICE_HOST|kubernetes\.default|serviceaccount", re.IGNORECASE)
+
+
+def token_steps(spec: Spec) -> list[str]:
+    """The steps that need the pod's service-account token: a ``vault`` step logging in with Kubernetes auth
+    from the mounted token (its ``jwt_file``, by default the service account's), and a step whose text talks to
+    the Kubernetes API (``kubectl``, ``KUBERNETES_SERVICE_HOST``, the service account's directory). A
+    ``prefect_run`` wait needs none: it authenticates with ``PREFECT_API_KEY``."""
+    import json
+
+    out = []
+    for step in (spec.data or {}).get("steps", []):
+        if not isinstance(step, dict):
+            continue
+        vault = step.get("vault")
+        auth = vault.get("auth") if isinstance(vault, dict) else None
+        kubernetes = auth.get("kubernetes") if isinstance(auth, dict) else None
+        jwt = kubernetes.get("jwt_file", SERVICE_ACCOUNT_DIR + "/token") if isinstance(kubernetes, dict) else None
+        if (isinstance(jwt, str) and jwt.startswith(SERVICE_ACCOUNT_DIR + "/")) or \
+                _KUBERNETES_API.search(json.dumps({k: v for k, v in step.items() if k != "vault"}, default=str)):
+            out.append(str(step.get("name")))
+    return out
+
+
 def pod_spec(spec: Spec, options: RenderOptions, restart_policy: str | None = None) -> Doc:
+    """What every rendered pod shares. The service-account token is mounted only when a step needs it
+    (:func:`token_steps`): a pod whose token nobody reads has no credential to lose."""
     out: Doc = {}
     if options.service_account:
         out["serviceAccountName"] = options.service_account
+    out["automountServiceAccountToken"] = bool(token_steps(spec))
     if restart_policy:
         out["restartPolicy"] = restart_policy
     out["securityContext"] = pod_security_context()
