@@ -127,6 +127,10 @@ def _git(args: list[str], ctx: RunContext, env: dict[str, str], what: str, cwd: 
         if "transport '" in message and "not allowed" in message:
             raise StepFailed(f"{what}: {message} (this step speaks https, ssh and git, and http or file only when "
                              "the spec's own repository is one: check the repository's or a submodule's URL)")
+        dubious = [line for line in proc.stderr.splitlines() if "dubious ownership" in line]
+        if dubious:  # git's own advice (safe.directory) would trust the other user's hooks and configuration
+            raise StepFailed(f"{what}: {redact(dubious[0].strip())}: git refuses a repository owned by another user; "
+                             "remove it for a fresh checkout, or run this step as its owner")
         if REDIRECTED.search(message):
             raise StepFailed(f"{what}: {message} (the server answers with a redirect, which this step does not "
                              "follow when it sends a password, so the password never goes to another server: "

@@ -414,6 +414,22 @@ def test_a_submodule_whose_git_file_names_another_repository_is_refused(tmp_path
     assert "core.worktree" in error and "another repository" in error
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving the checkout to another user needs root")
+def test_a_checkout_owned_by_another_user_is_a_final_error_in_words(tmp_path: Path, origin: Path) -> None:
+    git = {"repo": f"file://{origin}", "ref": "main", "dest": "site"}
+    code, error, _, _ = _run(tmp_path, git)
+    assert code == 0, error
+    marker = tmp_path / "MARKER"
+    _hook(tmp_path / "site" / ".git" / "hooks" / "post-checkout", marker)
+    for path in [tmp_path / "site", *(tmp_path / "site").rglob("*")]:
+        os.chown(path, 65534, 65534, follow_symlinks=False)
+    code, error, stderr, attempts = _run(tmp_path, git, retries=2)
+    assert code == 1 and attempts == 1, stderr
+    assert "owned by another user" in error and "remove it" in error
+    assert "safe.directory" not in error, error  # git's advice would trust the other user's hooks
+    assert not marker.exists()
+
+
 def test_a_git_file_in_place_of_the_git_directory_is_refused(tmp_path: Path, origin: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     _git("clone", "-q", "--separate-git-dir", str(elsewhere), f"file://{origin}", str(tmp_path / "site"),
