@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -302,3 +303,62 @@ def test_vault_https_to_http_is_refused(tmp_path: Path, tls_ca: Any) -> None:
     assert VAULT_TOKEN_CANARY in json.dumps(secure.requests[0][1])
     assert not plain.requests
     assert f"redirected from https to http (http://127.0.0.1:{plain.port}): refused" in _step(tmp_path)["error"]
+
+
+class _Recorder:
+    """An HTTP server on 127.0.0.1 that records every request (method, path, headers, body) and answers
+    ``answer(method, path)``: (status, body, headers)."""
+
+    def __init__(self, answer: Any) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _any(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                recorder.requests.append((self.command, self.path, dict(self.headers), body))
+                status, reply, headers = answer(self.command, self.path)
+                self.send_response(status)
+                for key, value in {"Content-Length": str(len(reply)), **headers}.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(reply)
+
+            do_GET = do_POST = do_PUT = _any
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_vault_login_secret_never_follows_a_redirect_to_another_origin(tmp_path: Path) -> None:
+    """A 307 keeps the method and the body: an approle login redirected elsewhere would carry its secret_id."""
+    secret_id = "secret-id-canary-1123"
+    other = _Recorder(lambda method, path: (200, b'{"auth": {"client_token": "hvs.x"}}', {}))
+    first = _Recorder(lambda method, path: (307, b"", {"Location": other.url + path}))
+    try:
+        step = {"name": "secrets", "timeout": "20s", "retries": 3, "retry_delay": "50ms",
+                "vault": {"address": first.url, "auth": {"approle": {"role_id": "role-1", "secret_id": secret_id}},
+                          "secrets": [{"path": "secret/data/app", "dest": "app.json"}]}}
+        spec = tmp_path / "init.yaml"
+        spec.write_text(json.dumps({"version": 1, "name": "v", "status_file": "status.json", "steps": [step]}))
+        result = run_cli("run", str(spec))
+    finally:
+        first.close()
+        other.close()
+    assert result.code == 1, result.output
+    assert first.requests and first.requests[0][0] == "POST"
+    assert secret_id.encode() in first.requests[0][3]  # the positive control: the login carried the secret_id
+    assert not other.requests
+    error = _step(tmp_path)["error"]
+    assert "vault login (approle at auth/approle): redirected to another origin" in error, error
+    assert _step(tmp_path)["attempts"] == 1
