@@ -220,6 +220,19 @@ def test_wait_http_strips_every_header_on_a_redirect_to_another_origin(tmp_path:
     _assert_none(other)  # ...which never saw a header the target was given
 
 
+def test_wait_http_401_after_a_redirect_to_another_origin_says_why(tmp_path: Path) -> None:
+    with sequence((401, b"who are you", {})) as other, moved(other.url("/health"), 307) as first:
+        result = run_cli("run", str(_wait_spec(tmp_path, f"- http: {first.url('/health')}", WAIT_HEADERS,
+                                               timeout="1s")))
+    assert result.code == 1, result.output
+    _assert_sent_all(first)
+    assert other.requests
+    _assert_none(other)
+    error = _step(tmp_path)["error"]
+    assert f"HTTP 401 from http://127.0.0.1:{other.port}, where a redirect led: the target's headers are not " \
+           "sent to another origin" in error, error
+
+
 def test_wait_http_same_origin_redirect_keeps_the_headers(tmp_path: Path) -> None:
     def script(n: int) -> Any:
         return (302, b"", {"Location": "/ready"}) if n % 2 == 0 else (200, b"ok", {})

@@ -130,6 +130,10 @@ class HttpChecker:
             raise NotReady(_reason(exc)) from None
         accepted = t.status if t.status is not None else range(200, 300)
         if response.status_code not in accepted:
+            elsewhere = origin(response.request.url)
+            if self.target.headers and elsewhere != origin(httpx.URL(t.http)) and response.status_code in (401, 403):
+                raise NotReady(f"HTTP {response.status_code} from {origin_text(elsewhere)}, where a redirect led: "
+                               "the target's headers are not sent to another origin (point http: at it)")
             raise NotReady(f"HTTP {response.status_code}")
         if t.contains is not None and t.contains.encode() not in body:
             raise NotReady("answer does not contain the expected text")
