@@ -118,6 +118,9 @@ def _retry_after(value: str | None) -> float | None:
 def _refusal(where: str, current: httpx.URL, target: httpx.URL, first: Origin, spec: ConfigSpec,
              left: bool) -> str | None:
     """Why a redirect from ``current`` to ``target`` is not followed (final), or None to follow it."""
+    if target.scheme not in ("http", "https"):
+        return (f"{where}: redirected to a {target.scheme or 'scheme-less'} URL: refused, only http and https are "
+                "followed")
     if downgrade(current, target):
         return (f"{where}: redirected from https to http ({origin_text(origin(target))}): refused, the answer and "
                 "the next request would travel in cleartext (point url: at the https address that serves it)")

@@ -145,6 +145,18 @@ def test_config_never_brings_the_headers_back_after_leaving(tmp_path: Path) -> N
     assert not any(c in back_headers for c in CANARIES), origin.requests[1]
 
 
+def test_config_redirect_to_a_file_url_is_final(tmp_path: Path) -> None:
+    marker = tmp_path / "marker.yaml"
+    marker.write_text("stolen: true\n")
+    with moved(f"file://{marker}") as first:
+        result = run_cli("run", str(_config_spec(tmp_path, {"url": first.url("/c.yaml"), "dest": "app.yaml",
+                                                             "headers": HEADERS, "follow_redirects": True})))
+    assert result.code == 1, result.output
+    assert "redirected to a file URL: refused, only http and https are followed" in _step(tmp_path)["error"]
+    assert _step(tmp_path)["attempts"] == 1
+    assert not (tmp_path / "app.yaml").exists()
+
+
 def test_config_same_origin_redirect_keeps_the_headers(tmp_path: Path) -> None:
     def script(n: int) -> Any:
         return (301, b"", {"Location": "/moved.yaml"}) if n == 0 else (200, GOOD_YAML, {})

@@ -108,6 +108,8 @@ class HttpChecker:
                         if len(body) > MAX_BODY:
                             break
                     return response, bytes(body)
+            if hop.scheme not in ("http", "https"):
+                raise NotReady(f"redirected to a {hop.scheme or 'scheme-less'} URL: not followed")
             if downgrade(url, hop):
                 raise NotReady(f"redirected from https to http ({origin_text(origin(hop))}): not followed")
             left = left or origin(hop) != first
