@@ -245,6 +245,14 @@ def test_wait_http_401_after_a_redirect_to_another_origin_says_why(tmp_path: Pat
            "sent to another origin" in error, error
 
 
+def test_wait_http_redirect_to_a_file_url_is_not_followed(tmp_path: Path) -> None:
+    with moved(f"file://{tmp_path}/init.yaml") as first:
+        result = run_cli("run", str(_wait_spec(tmp_path, f"- http: {first.url('/health')}", timeout="1s")))
+    assert result.code == 1, result.output
+    assert first.requests
+    assert "redirected to a file URL: not followed" in _step(tmp_path)["error"], _step(tmp_path)["error"]
+
+
 def test_wait_http_same_origin_redirect_keeps_the_headers(tmp_path: Path) -> None:
     def script(n: int) -> Any:
         return (302, b"", {"Location": "/ready"}) if n % 2 == 0 else (200, b"ok", {})
