@@ -686,7 +686,7 @@ def import_(
     written, in the init image. Literal credentials become ${VARIABLES}, never written. Notes on stderr: the
     variables to provide, the programs the init image lacks and a Dockerfile that adds them. Exit 0; 2 for a bad
     manifest, no or several workloads with initContainers (give --workload), an unwritable -o."""
-    from prefect_init.render.importer import ImportProblem, import_workload
+    from prefect_init.importer import ImportProblem, import_workload
 
     try:
         text = sys.stdin.read() if manifest == "-" else Path(manifest).read_text(encoding="utf-8")

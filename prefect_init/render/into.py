@@ -23,7 +23,6 @@ from typing import Any
 
 import yaml
 
-from prefect_init.render.importer.manifest import SHORT_KINDS
 from prefect_init.render.options import RenderOptions
 from prefect_init.render.pod import (
     CONTAINER,
@@ -36,6 +35,7 @@ from prefect_init.render.pod import (
     volume_name,
     volumes,
 )
+from prefect_init.render.provenance import SHORT_KINDS
 from prefect_init.render.roundtrip import changed_document
 from prefect_init.spec.model import Spec
 from prefect_init.spec.writes import step_writes
@@ -62,7 +62,7 @@ class Provenance:
 
 def provenance(text: str) -> Provenance | None:
     """The spec's provenance line, as ``prefect-init import`` writes it (the importer's one reader of it)."""
-    from prefect_init.render.importer import parse_provenance
+    from prefect_init.render.provenance import parse_provenance
 
     found = parse_provenance(text)
     if found is None:

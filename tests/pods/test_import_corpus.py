@@ -1,4 +1,4 @@
-"""Workloads of the import corpus (tests/render/import_corpus/), played by podman as they are and after
+"""Workloads of the import corpus (tests/importer/import_corpus/), played by podman as they are and after
 ``prefect-init import`` and ``render init-container --into``: the app starts in both, and sees the same files,
 modes and owners. The harness changes the same things in both before either is played, each for a part this
 machine lacks: the images (no registry: the corpus' busybox is Debian's busybox on the base image), the services
@@ -21,7 +21,7 @@ from tests.helpers import run_cli
 from tests.pods.images import HERE, Images, built_image
 from tests.pods.play import Adapt, play, remove_volumes
 
-CORPUS = HERE.parent / "render" / "import_corpus"
+CORPUS = HERE.parent / "importer" / "import_corpus"
 APP = ("for p in $(find {dirs} 2>/dev/null | sort); do stat -c 'SEEN %n %a %u:%g %F' \"$p\"; done; echo APP-DONE")
 
 

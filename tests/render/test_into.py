@@ -221,7 +221,7 @@ def test_renders_own_deployment_carries_the_same_annotation(tmp_path: Path) -> N
         ANNOTATION: hashlib.sha256(SPEC_PLAIN.encode()).hexdigest()}
 
 
-CORPUS = Path(__file__).resolve().parent / "import_corpus"
+CORPUS = Path(__file__).resolve().parent.parent / "importer" / "import_corpus"
 
 
 def with_selector(doc: dict[str, Any]) -> dict[str, Any]:

@@ -8,16 +8,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-Doc = dict[str, Any]
+from prefect_init.render.provenance import SHORT_KINDS, WORKLOAD_KINDS
 
-WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod")
-SHORT_KINDS = {"deploy": "Deployment", "deployment": "Deployment", "deployments": "Deployment",
-               "sts": "StatefulSet", "statefulset": "StatefulSet", "statefulsets": "StatefulSet",
-               "ds": "DaemonSet", "daemonset": "DaemonSet", "daemonsets": "DaemonSet",
-               "rs": "ReplicaSet", "replicaset": "ReplicaSet", "replicasets": "ReplicaSet",
-               "job": "Job", "jobs": "Job", "cj": "CronJob", "cronjob": "CronJob", "cronjobs": "CronJob",
-               "po": "Pod", "pod": "Pod", "pods": "Pod"}
-"""``--workload`` accepts the kind as written in the manifest, or as kubectl spells it (``deploy/web``)."""
+Doc = dict[str, Any]
 
 
 class ImportProblem(Exception):

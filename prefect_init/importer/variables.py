@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from prefect_init.render.importer.manifest import Container, kube_expand
-from prefect_init.render.importer.shell import Word, quote_state, reference
+from prefect_init.importer.manifest import Container, kube_expand
+from prefect_init.importer.shell import Word, quote_state, reference
 from prefect_init.spec.credentials import CREDENTIAL_NAME, is_literal_credential
 
 _PASS = re.compile(r"(?<!BY)(?<!COM)PASS(?!IVE|THRU|THROUGH|ENGER|AGE|PORT)", re.IGNORECASE)

@@ -3,7 +3,7 @@ file with its mode and owner, a configuration download, a git checkout, a Vault 
 nothing (``echo``, ``sleep``), or a ``cd``. Anything else is None: the caller keeps it as a command.
 
 Every recogniser takes the words as bashlex gives them (quotes removed) and turns each into a spec value through
-:class:`~prefect_init.render.importer.variables.Vars` (``$DB_HOST`` -> ``${DB_HOST:-db}``); a word the spec
+:class:`~prefect_init.importer.variables.Vars` (``$DB_HOST`` -> ``${DB_HOST:-db}``); a word the spec
 cannot say (``${X%.*}``, ``$1``, a command substitution) makes the command unrecognised. Options a recogniser
 does not know make it unrecognised too: better a command step that runs as written than a step that does less.
 """
@@ -15,9 +15,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from prefect_init.render.importer.manifest import Container
-from prefect_init.render.importer.shell import Item, Loop, Node, Pipeline, Redirect, Simple, Word
-from prefect_init.render.importer.variables import Vars
+from prefect_init.importer.manifest import Container
+from prefect_init.importer.shell import Item, Loop, Node, Pipeline, Redirect, Simple, Word
+from prefect_init.importer.variables import Vars
 
 
 @dataclass
@@ -976,7 +976,7 @@ def recognise(item: Item, state: State) -> Part | None:
 
 def describe_unrecognised(node: Node, script: str) -> str:
     """Why an item stays a command, in a few words."""
-    from prefect_init.render.importer.shell import Other
+    from prefect_init.importer.shell import Other
 
     if isinstance(node, Other):
         return node.why

@@ -28,10 +28,9 @@ from typing import Any
 
 import yaml
 
-from prefect_init.render.dump import Dumper
-from prefect_init.render.importer.image import dockerfile_lines, split_programs
-from prefect_init.render.importer.manifest import Container, ImportProblem, Workload, choose, kube_expand, workloads
-from prefect_init.render.importer.recognise import (
+from prefect_init.importer.image import dockerfile_lines, split_programs
+from prefect_init.importer.manifest import Container, ImportProblem, Workload, choose, kube_expand, workloads
+from prefect_init.importer.recognise import (
     CdPart,
     ConfigPart,
     FileOp,
@@ -48,9 +47,11 @@ from prefect_init.render.importer.recognise import (
     describe_unrecognised,
     recognise,
 )
-from prefect_init.render.importer.shell import BUILTINS, SHELLS, Item, Other, Simple, Word, parse
-from prefect_init.render.importer.shell import programs as script_programs
-from prefect_init.render.importer.variables import SENTINEL, Vars, Workspace, scrub, scrub_argv
+from prefect_init.importer.shell import BUILTINS, SHELLS, Item, Other, Simple, Word, parse
+from prefect_init.importer.shell import programs as script_programs
+from prefect_init.importer.variables import SENTINEL, Vars, Workspace, scrub, scrub_argv
+from prefect_init.render.dump import Dumper
+from prefect_init.render.provenance import PROVENANCE, parse_provenance
 
 __all__ = ["PROVENANCE", "SCHEMA_LINE", "ContainerResult", "ImportProblem", "Imported", "import_workload",
            "parse_provenance"]
@@ -59,12 +60,6 @@ Doc = dict[str, Any]
 
 SCHEMA_LINE = "# yaml-language-server: $schema=prefect-init.schema.json"
 """The editor's schema line (``prefect-init schema > prefect-init.schema.json`` beside the spec)."""
-PROVENANCE = "# imported by prefect-init import from {kind}/{name} (initContainers: {containers})"
-"""The second line of an imported spec; ``render --into`` may parse it (:func:`parse_provenance`)."""
-_PROVENANCE = re.compile(r"^\s*#\s*imported by prefect-init import from\s+(?P<kind>[A-Za-z]+)/(?P<name>[^\s(,]+)"
-                         r"(?:\s*\(initContainers:\s*(?P<containers>[^)]*)\))?", re.IGNORECASE)
-PROVENANCE_LINES = 30
-"""How far from the top of a spec :func:`parse_provenance` looks for the provenance line."""
 LONG_TIMEOUT = "30m"
 """The timeout of a command or migration step: an initContainer has no time limit; a build or a migration may
 outlast the spec's default 5 minutes."""
@@ -694,18 +689,6 @@ def _conflicts(workload: Workload) -> list[str]:
             elif entry != first[name] and name not in conflicts:
                 conflicts.append(name)
     return conflicts
-
-
-def parse_provenance(spec_text: str) -> tuple[str, str, list[str]] | None:
-    """(kind, name, initContainers) from a spec's :data:`PROVENANCE` line (in its first
-    :data:`PROVENANCE_LINES` lines; as written by hand too: spaces, any case, no ``(initContainers: ...)``, which
-    gives an empty list), or None when it has none."""
-    for line in spec_text.splitlines()[:PROVENANCE_LINES]:
-        match = _PROVENANCE.match(line)
-        if match:
-            containers = match["containers"] or ""
-            return match["kind"], match["name"], [c.strip() for c in containers.split(",") if c.strip()]
-    return None
 
 
 def import_workload(text: str, workload: str | None = None, source: str = "the manifest") -> Imported:

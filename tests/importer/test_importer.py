@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from prefect_init.render.importer import ContainerResult, import_workload, parse_provenance
-from prefect_init.render.importer.manifest import workloads
+from prefect_init.importer import ContainerResult, import_workload, parse_provenance
+from prefect_init.importer.manifest import workloads
 from prefect_init.spec.credentials import literal_credentials
 from tests.helpers import clean_env, run_cli
 
