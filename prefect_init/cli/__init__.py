@@ -108,9 +108,11 @@ def check(
     unset_ok: Annotated[bool, typer.Option("--unset-ok", help="A variable not set here is no error (CI, outside "
                                            "the pod): each is named once as 'not set here'.")] = False,
     timeout: Annotated[str, typer.Option(help="--online: for the whole preflight (all probes at once).")] = "30s",
-    strict: Annotated[bool, typer.Option("--strict", help="--online: a wait target not ready is a problem.")
-                      ] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 on any lint finding in a migration; --online: "
+                                         "a wait target not ready is a problem.")] = False,
     format: Annotated[str, typer.Option("--format", help="--online: text or json.")] = "text",
+    all_files: Annotated[bool, typer.Option("--all", help="Lint every migration file, applied ones too (default: "
+                                            "the pending ones).")] = False,
 ) -> None:
     """Validate SPEC offline and print the plan: steps, order, what runs at the same time. With --online, probe
     every step's dependencies read-only and change nothing: exit 1 when a probe finds a problem."""
@@ -159,6 +161,35 @@ def check(
         out += [f"{variable}: not set here (resolved where the spec runs)"
                 for variable in required_variables(loaded.text) if variable not in os.environ]
     typer.echo("\n".join(out))
+    _check_lint(loaded, all_files, strict)
+
+
+def _check_lint(loaded: Spec, all_files: bool, strict: bool) -> None:
+    """check: each migration finding as FILE:LINE: RULE: message (migrate's lint); --strict: exit 1 on any."""
+    from prefect_init.run import preflight
+
+    found = 0
+    for step, findings, note in preflight.lint(loaded, all_files):
+        counted = [f for f in findings if f.allowed is None]
+        found += len(counted)
+        typer.echo(f"lint {step.name}: {note}: {len(counted)} finding(s), "
+                   f"{sum(f.blocking for f in counted)} blocking")
+        for finding in findings:
+            shown = _shown_path(finding.path)
+            if finding.allowed is not None:
+                typer.echo(f"{shown}:{finding.line}: {finding.rule}: allowed on purpose: {finding.allowed}")
+            else:
+                how = f" [blocks migrate; instead: {finding.how()}]" if finding.blocking else ""
+                typer.echo(finding.text(shown) + how)
+    if strict and found:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _shown_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _api(require_api: bool) -> str | None:

@@ -10,11 +10,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict
+from typing import Any
 
 from prefect_init.errors import StepError
 from prefect_init.runtime.probe import OK, PROBLEM, Finding, ProbeContext, Quiet
 from prefect_init.runtime.redaction import redact
-from prefect_init.spec.model import Spec, StepBase
+from prefect_init.spec.model import Spec, StepBase, StrictModel
 from prefect_init.spec.outputs import ancestors
 from prefect_init.spec.plan import build_plan
 from prefect_init.spec.registry import kind_module
@@ -77,3 +78,21 @@ def text(results: list[tuple[StepBase, Finding]]) -> str:
 def as_json(results: list[tuple[StepBase, Finding]]) -> str:
     return json.dumps({"ok": not any(f.result == PROBLEM for _, f in results),
                        "steps": [{"name": s.name, "kind": s.kind, **asdict(f)} for s, f in results]}, indent=2)
+
+
+def lint(spec: Spec, all_files: bool, timeout: float = 30.0) -> list[tuple[StepBase, list[Any], str]]:
+    """``prefect-init check``: each step whose kind lints its files (``lint(step, ctx, all_files)``: migrate's
+    SQL through squawk) -> (step, findings, which files were linted)."""
+    results: list[tuple[StepBase, list[Any], str]] = []
+    for step in spec.steps:
+        hook = getattr(kind_module(step.kind), "lint", None)
+        if hook is None or not isinstance(getattr(step, step.kind, None), StrictModel):
+            continue  # no lint for this kind, or a stand-in for values not set here (--unset-ok)
+        ctx = ProbeContext(step.name, time.monotonic() + timeout, timeout, threading.Event(), Quiet(),
+                           spec.base_dir)
+        try:
+            findings, note = hook(step, ctx, all_files)
+        except StepError as exc:
+            findings, note = [], f"not linted: {redact(str(exc))}"
+        results.append((step, findings, redact(note)))
+    return results

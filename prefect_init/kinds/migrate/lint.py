@@ -79,6 +79,28 @@ ALLOW = re.compile(r"^--\s*prefect-init:\s*allow\s+(?P<rule>[a-z0-9-]+)\s*(?:\((
 _CONCURRENTLY = re.compile(r"\b(CREATE\s+(UNIQUE\s+)?INDEX|DROP\s+INDEX|REINDEX\b[^;]*?)\s+CONCURRENTLY\b",
                            re.IGNORECASE)
 _OUTPUT_LIMIT = 8 * 1024 * 1024
+_NAME = r'(?:(?:"[^"]+"|\w+)\s*\.\s*)?(?:"[^"]+"|\w+)'
+_CREATE_TABLE = re.compile(rf"\bCREATE\s+(?:UNLOGGED\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?P<name>{_NAME})",
+                           re.IGNORECASE)
+_TOUCHED = re.compile(rf"^\s*(?:ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?|CREATE\s+(?:UNIQUE\s+)?INDEX\s+"
+                      rf"(?:IF\s+NOT\s+EXISTS\s+)?(?:(?!ON\b)\w+\s+|\"[^\"]+\"\s+)?ON\s+(?:ONLY\s+)?)(?P<name>{_NAME})",
+                      re.IGNORECASE)
+NEW_TABLE_RULES = frozenset({
+    "require-concurrent-index-creation", "constraint-missing-not-valid", "adding-foreign-key-constraint",
+    "adding-not-nullable-field", "adding-required-field", "adding-field-with-default", "changing-column-type",
+    "adding-serial-primary-key-field", "disallowed-unique-constraint"})
+"""Rules about locking a table full of rows: no matter on a table an earlier pending file creates in the same run."""
+
+
+def _fold(name: str) -> str:
+    return ".".join(p[1:-1] if p.startswith('"') else p.lower() for p in re.split(r"\s*\.\s*", name))
+
+
+def _table_at(sql: str, line: int) -> str | None:
+    """The table the statement starting at ``line`` (1-based) alters or indexes, if it says so plainly."""
+    code = _strip_comments(sql).splitlines()[line - 1:]
+    match = _TOUCHED.match("\n".join(code))
+    return _fold(match["name"]) if match else None
 
 
 @dataclass(frozen=True)
@@ -208,6 +230,7 @@ def lint(migrations: list[Migration], timeout: float = 30.0) -> list[LintFinding
         findings[migration.path].append(LintFinding(migration.path, int(line) + 1 if isinstance(line, int) else 1,
                                                     rule, message, rule in BLOCKING))
     result = []
+    created: set[str] = set()  # tables the pending files before this one create: new and empty when it runs
     for migration in migrations:
         allowed, problems = allow_lines(migration)
         seen = set()
@@ -215,10 +238,17 @@ def lint(migrations: list[Migration], timeout: float = 30.0) -> list[LintFinding
             if (finding.line, finding.rule) in seen:  # squawk repeats some findings (a syntax error) verbatim
                 continue
             seen.add((finding.line, finding.rule))
+            if finding.blocking and finding.rule in NEW_TABLE_RULES and (
+                    (table := _table_at(migration.sql, finding.line)) in created
+                    or (table or "").rpartition(".")[2] in created):
+                finding = LintFinding(finding.path, finding.line, finding.rule, f"{finding.message} (not blocking: "
+                                      f"{table} is created by an earlier file of this run, so it is empty)", False)
             reason = allowed.get(finding.rule)
             result.append(finding if reason is None else
                           LintFinding(finding.path, finding.line, finding.rule, finding.message, False, reason))
         result += problems
+        created |= {_fold(m["name"]) for m in _CREATE_TABLE.finditer(_strip_comments(migration.sql))}
+        created |= {name.rpartition(".")[2] for name in created}
         for rule in sorted(set(allowed) - {f.rule for f in findings[migration.path]}):
             result.append(LintFinding(migration.path, 1, rule, f"allowed, but this file has no {rule} finding",
                                       False))

@@ -549,3 +549,32 @@ def probe(step: Step, ctx: RunContext) -> Any:
         return Finding(CHANGE, [f"apply {', '.join(m.script for m in todo)}"])
     finally:
         conn.close()
+
+
+def lint(step: Step, ctx: RunContext, all_files: bool = False) -> tuple[list[lint_.LintFinding], str]:
+    """``prefect-init check``: squawk's findings in the pending files (every file with ``all_files``, or when the
+    database does not answer: pending needs the history), and a note saying which files were linted. Read only."""
+    spec = step.migrate
+    if spec.dir is None:
+        return [], "a migration command: no SQL files to lint"
+    versioned, repeatable = load_dir(ctx.resolve(spec.dir))
+    files = [*versioned, *repeatable]
+    note = f"all {len(files)} files"
+    if not all_files:
+        try:
+            conn = _connect(spec.database, ctx)
+        except RetryableError as exc:
+            note += f" (the database did not answer, so pending is unknown: {exc})"
+        else:
+            try:
+                conn.execute("SET default_transaction_read_only = on")
+                todo = _pending(conn, spec, spec.identifier(), ctx)
+            except StepFailed as exc:
+                todo, note = None, note + f" ({str(exc).splitlines()[0]})"
+            finally:
+                conn.close()
+            if todo is not None:
+                files, note = todo, f"{len(todo)} pending of {len(files)} files (--all for every file)"
+            elif "(" not in note:
+                note += " (no history table yet: every file is pending)"
+    return lint_.lint(files, timeout=max(1.0, min(30.0, ctx.remaining()))), note
