@@ -8,10 +8,10 @@ HTTP(S) URL's user (``https://TOKEN@host``) and a query string's credential (``?
 ``&X-Amz-Signature=...``: a parameter named like a token, key, signature, password or secret).
 
 A registered value is masked in every form it takes on its way to a log line: as it is, escaped in a JSON or a
-Python string (``a\\"b``), quoted for a shell (``'it'\\''s'``), URL-encoded (``a%20b``, ``a+b``). A number
-(a Vault value can be one) is registered by its text and masked only where it stands whole, not inside a longer
-number. ``VAULT_TOKEN``, ``PREFECT_API_KEY`` and ``PREFECT_API_AUTH_STRING`` from the environment are registered
-at the command line's start (:func:`register_environment`).
+Python string (``a\\"b``), quoted for a shell (``'it'\\''s'``) or SQL (``'it''s'``), URL-encoded (``a%20b``,
+``a+b``). A number (a Vault value can be one) is registered by its text and masked only where it stands whole, not
+inside a longer number. ``VAULT_TOKEN``, ``PREFECT_API_KEY`` and ``PREFECT_API_AUTH_STRING`` from the environment
+are registered at the command line's start (:func:`register_environment`).
 """
 
 from __future__ import annotations
@@ -44,9 +44,10 @@ ENVIRONMENT_SECRETS = ("VAULT_TOKEN", "PREFECT_API_KEY", "PREFECT_API_AUTH_STRIN
 
 def forms(value: str) -> set[str]:
     """``value`` as it may be written on its way to a log line: as it is, escaped in a JSON or a Python string,
-    quoted for a POSIX shell (inside single quotes, ``'`` is ``'\\''`` or ``'"'"'``), URL-encoded."""
+    quoted for a POSIX shell (inside single quotes, ``'`` is ``'\\''`` or ``'"'"'``), quoted for SQL or YAML
+    (``'`` doubled: what a PostgreSQL error quoting a statement shows), URL-encoded."""
     out = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1], repr(value)[1:-1],
-           value.replace("'", "'\\''"), value.replace("'", "'\"'\"'"), shlex.quote(value),
+           value.replace("'", "'\\''"), value.replace("'", "'\"'\"'"), shlex.quote(value), value.replace("'", "''"),
            urllib.parse.quote(value, safe=""), urllib.parse.quote(value), urllib.parse.quote_plus(value)}
     return out
 

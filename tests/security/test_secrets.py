@@ -31,7 +31,7 @@ def test_every_escaped_form_of_a_registered_value_is_masked(value: str) -> None:
     r = Redactor()
     r.register(value)
     forms = {json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1], shlex.quote(value),
-             "'" + value.replace("'", "'\\''") + "'", urllib.parse.quote(value, safe=""),
+             "'" + value.replace("'", "'\\''") + "'", urllib.parse.quote(value, safe=""), value.replace("'", "''"),
              urllib.parse.quote_plus(value), repr(value)[1:-1]}
     for form in forms:
         masked = r.redact(f"before {form} after")
@@ -162,3 +162,28 @@ def test_vault_token_and_api_key_from_the_environment_are_masked(tmp_path: Path)
     assert f"token {MASK} key {MASK}" in result.stderr and f"again {MASK}" in status, result.stderr
     for text in (result.stdout, result.stderr, status, term.read_text()):
         assert VAULT_TOKEN not in text and API_KEY not in text
+
+
+def test_a_file_secret_echoed_as_a_database_or_a_validator_would_is_masked(tmp_path: Path) -> None:
+    """A value a step read from a file, echoed the way PostgreSQL quotes a statement (``'`` doubled), a JSON Schema
+    error (Python's repr) and a JSON document do: each line is there, masked."""
+    value = "it's \"odd\" \\ 4f1"
+    secret = tmp_path / "pw"
+    secret.write_text(value)
+    echoes = tmp_path / "echoes"
+    sql = value.replace("'", "''")
+    echoes.write_text(f"ERROR: syntax error at or near 'ALTER ROLE app PASSWORD '{sql}''\n"
+                      f"schema: {value!r} is not of type 'integer'\n"
+                      f"json: {json.dumps({'password': value})}\n")
+    spec = write_spec(tmp_path, json.dumps({"version": 1, "name": "echoes", "status_file": "status.json", "steps": [
+        {"name": "echo", "command": ["sh", "-c", f"cat {echoes} >&2; exit 4"], "env": {"PW": {"file": str(secret)}},
+         "retries": 0}]}))
+    result = run_cli("run", str(spec))
+    assert result.code == 1, result.output
+    status = (tmp_path / "status.json").read_text()
+    for marker in ("PASSWORD '****'", "schema: '****'", 'json: {"password": "****"}'):
+        assert marker in result.stderr, (marker, result.stderr)
+    forms = [value, value.replace("'", "''"), repr(value)[1:-1], json.dumps(value)[1:-1], "4f1"]
+    for text in (result.stderr, status):
+        for form in forms:
+            assert form not in text, form
