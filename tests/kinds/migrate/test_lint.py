@@ -4,6 +4,7 @@ anything is applied, unless the file accepts it with an allow line and a reason.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ from tests.kinds.migrate.test_step import HISTORY, _error, _q, _spec, _write
 BASE = {"V1__accounts.sql": "CREATE TABLE accounts (id bigint PRIMARY KEY, name text, code varchar(20));"}
 INDEX = "CREATE INDEX accounts_name ON accounts (name);\n"
 ALLOW = "-- prefect-init: allow require-concurrent-index-creation (accounts holds 40 rows: locked for milliseconds)\n"
-CONCURRENT = "-- prefect-init: no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS accounts_name ON accounts (name);\n"
+CONCURRENT = ("-- prefect-init: no-transaction\n"
+              "CREATE INDEX CONCURRENTLY IF NOT EXISTS accounts_name ON accounts (name);\n")
 
 
 def _applied(tmp_path: Path, dsn: str) -> Path:
@@ -147,10 +149,9 @@ def test_a_failed_concurrent_build_leaves_an_invalid_index_which_the_step_rebuil
     unique = "-- prefect-init: no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY accounts_code ON accounts (code);\n"
     with psycopg.connect(pg.dsn, autocommit=True) as conn:
         conn.execute("INSERT INTO accounts VALUES (1, 'a', 'dup'), (2, 'b', 'dup')")
-        try:  # the same build by hand, failing half way: PostgreSQL leaves the index behind, INVALID
+        # the same build by hand, failing half way: PostgreSQL leaves the index behind, INVALID
+        with contextlib.suppress(psycopg.errors.UniqueViolation):
             conn.execute("CREATE UNIQUE INDEX CONCURRENTLY accounts_code ON accounts (code)")
-        except psycopg.errors.UniqueViolation:
-            pass
         conn.execute("UPDATE accounts SET code = 'c' || id")
     assert _q(pg.dsn, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'accounts_code'::regclass") == [(False,)]
     _write(directory, {"V2__unique.sql": unique})
