@@ -5,6 +5,11 @@ same time, and marks the dependents of a failed step ``skipped`` (independent br
 is executed is the executor's business: :class:`LocalExecutor` runs our retry loop in-process, in both modes;
 in Prefect mode an observer (:mod:`prefect_init.prefect_adapter`) mirrors every start, attempt, retry and outcome into
 the Prefect API as task runs and their states.
+
+The safety net (docs/hardening/deadlines.md): each step runs in a daemon thread of its own, and the scheduler
+never waits for one past its deadline (or past SIGTERM) plus :func:`stop_grace`. A step still running then is
+failed and left behind: a thread cannot be killed, but its late return changes nothing, and a daemon thread does
+not hold the process's exit.
 """
 
 from __future__ import annotations
@@ -14,8 +19,7 @@ import random
 import threading
 import time
 from collections.abc import Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from pydantic import ValidationError
@@ -61,6 +65,26 @@ def run_attempt(step: StepBase, ctx: RunContext) -> str:
 SIGNAL_SLICE = 0.25
 """The longest the scheduler's thread waits at once, so a signal's handler runs within this time."""
 
+STOP_GRACE = 2.0
+"""How long past its deadline, or after SIGTERM, the engine still waits for a step to stop by itself (a step
+that checks its deadline returns well within this), plus :data:`PROCESS_KILL_GRACE` for a step that runs a
+process: then the step is failed and left behind."""
+
+PROCESS_KILL_GRACE = 5.0
+"""A step's process gets this long between SIGTERM and SIGKILL (``kill_grace``, ``run_process``'s default)."""
+
+PROCESS_KINDS = ("command", "migrate")
+"""The kinds that may run a process, and stop it at the deadline or on SIGTERM within its kill grace."""
+
+
+def stop_grace(step: StepBase) -> float:
+    """How long the engine waits for ``step`` past its deadline or SIGTERM: :data:`STOP_GRACE`, plus the step's
+    ``kill_grace`` (or :data:`PROCESS_KILL_GRACE`) when it runs a process."""
+    kill_grace = getattr(step, "kill_grace", None)
+    if kill_grace is None and step.kind in PROCESS_KINDS:
+        kill_grace = PROCESS_KILL_GRACE
+    return STOP_GRACE + float(kill_grace or 0.0)
+
 
 def backoff_delay(attempt: int, policy: Policy, rng: random.Random | None = None) -> float:
     """The pause after failed attempt number ``attempt`` (1-based): doubling, capped, +-20 % jitter."""
@@ -88,6 +112,8 @@ class LocalExecutor:
     spec: Spec
     reporter: Reporter
     cancel: threading.Event
+    attempts: dict[str, int] = field(default_factory=dict)
+    """The attempt each step is at: what the engine reports of a step it left behind."""
 
     def execute(self, step: StepBase, policy: Policy) -> StepOutcome:
         started = time.monotonic()
@@ -96,6 +122,7 @@ class LocalExecutor:
         attempt = 0
         while True:
             attempt += 1
+            self.attempts[step.name] = attempt
             ctx = RunContext(step.name, deadline, policy.timeout, self.cancel, log, self.spec.base_dir, attempt)
             self.reporter.attempt_started(step.name, attempt)
             try:
@@ -153,7 +180,9 @@ def run_spec_with(spec: Spec, executor: Executor, reporter: Reporter, cancel: th
     for name in plan.order:
         if name not in selected:
             results[name] = StepOutcome(name, spec.step(name).kind, NOT_RUN, optional=spec.step(name).optional)
-    running: dict[Future[StepOutcome], str] = {}
+    running: dict[str, _Running] = {}
+    changed = threading.Condition()
+    cancelled_at: float | None = None
 
     def finished(name: str, result: StepOutcome) -> None:
         result.optional = spec.step(name).optional  # the reporter says an optional failure is a warning
@@ -164,33 +193,37 @@ def run_spec_with(spec: Spec, executor: Executor, reporter: Reporter, cancel: th
         return all(results.get(dep) is not None and results[dep].status in (SUCCEEDED, NOT_RUN)
                    for dep in plan.needs[name])
 
-    with ThreadPoolExecutor(max_workers=max(1, len(plan.order)), thread_name_prefix="step") as pool:
-        while True:
-            if not cancel.is_set():
-                for name in plan.order:
-                    if name not in results and name not in running.values() and ready(name):
-                        try:
-                            step = with_outputs(spec, name, results)
-                        except StepFailed as exc:  # it reads an output its ancestor did not produce
-                            finished(name, StepOutcome(name, spec.step(name).kind, FAILED, error=redact(str(exc))))
-                            continue
-                        reporter.step_started(name)
-                        # a copy of this context per step: Prefect's flow-run context lives in contextvars
-                        context = contextvars.copy_context()
-                        running[pool.submit(context.run, executor.execute, step, spec.policy(step))] = name
-            if not running:
-                break
-            # in slices: a SIGTERM delivered to a worker thread runs its Python handler only when the main
-            # thread executes bytecode again, and an untimed wait would hold it until a step ends by itself
-            done, _ = wait(list(running), timeout=SIGNAL_SLICE, return_when=FIRST_COMPLETED)
-            for future in done:
-                name = running.pop(future)
-                step = spec.step(name)
-                try:
-                    result = future.result()
-                except Exception as exc:  # an executor bug must not lose the status file
-                    result = StepOutcome(name, step.kind, FAILED, error=redact(f"internal error: {exc!r}"))
-                finished(name, result)
+    while True:
+        if not cancel.is_set():
+            for name in plan.order:
+                if name not in results and name not in running and ready(name):
+                    try:
+                        step = with_outputs(spec, name, results)
+                    except StepFailed as exc:  # it reads an output its ancestor did not produce
+                        finished(name, StepOutcome(name, spec.step(name).kind, FAILED, error=redact(str(exc))))
+                        continue
+                    reporter.step_started(name)
+                    running[name] = _start(step, spec.policy(step), executor, changed)
+        if not running:
+            break
+        # in slices: a SIGTERM delivered to a worker thread runs its Python handler only when the main
+        # thread executes bytecode again, and an untimed wait would hold it until a step ends by itself
+        with changed:
+            changed.wait_for(lambda: any(r.result is not None for r in running.values()), timeout=SIGNAL_SLICE)
+            now = time.monotonic()
+            if cancel.is_set() and cancelled_at is None:
+                cancelled_at = now
+            done = {name: r for name, r in running.items() if r.result is not None}
+            left = {name: r for name, r in running.items() if r.result is None and now >= r.stop_at(cancelled_at)}
+            for r in left.values():
+                r.left_behind = True  # under the lock: its result, whenever it comes, is dropped
+        for name, r in done.items():
+            del running[name]
+            assert r.result is not None
+            finished(name, r.result)
+        for name, r in left.items():
+            del running[name]
+            finished(name, r.left_outcome(spec.step(name).kind, executor, cancelled_at, now))
     for name in plan.order:
         if name not in results:
             why = "run stopped by SIGTERM before it started" if cancel.is_set() else "a step it needs failed"
@@ -200,6 +233,61 @@ def run_spec_with(spec: Spec, executor: Executor, reporter: Reporter, cancel: th
     outcome.finished_at = now_iso()
     outcome.peak_memory_mb = peak_memory_mb()
     return outcome
+
+
+@dataclass
+class _Running:
+    """A step's thread as the scheduler sees it: its result once delivered, or left behind at its deadline."""
+
+    name: str
+    started: float
+    timeout: float
+    grace: float
+    result: StepOutcome | None = None
+    left_behind: bool = False
+
+    def stop_at(self, cancelled_at: float | None) -> float:
+        """When the engine stops waiting: the deadline plus the grace, or SIGTERM plus the grace if sooner."""
+        at = self.started + self.timeout + self.grace
+        return at if cancelled_at is None else min(at, cancelled_at + self.grace)
+
+    def left_outcome(self, kind: str, executor: Executor, cancelled_at: float | None, now: float) -> StepOutcome:
+        """The outcome of a step still running when the engine stopped waiting for it."""
+        grace = format_duration(round(self.grace, 3))
+        if cancelled_at is not None and cancelled_at <= self.started + self.timeout:
+            error = (f"step {self.name!r}: still running {grace} after SIGTERM (the step did not stop by itself: "
+                     "the run ended without waiting for it)")
+        else:
+            error = (f"step {self.name!r}: still running at its deadline of {format_duration(self.timeout)} (the "
+                     f"step did not stop by itself: the engine gave it {grace} more, then failed it and went on "
+                     "without it; what it was doing, a computation or a read that never ends, is in its log "
+                     "lines above)")
+        attempts = getattr(executor, "attempts", {}).get(self.name, 1)
+        return StepOutcome(self.name, kind, FAILED, attempts, now - self.started, error)
+
+
+def _start(step: StepBase, policy: Policy, executor: Executor, changed: threading.Condition) -> _Running:
+    """Run ``step`` on ``executor`` in a daemon thread of its own; its result is delivered under ``changed``,
+    unless the scheduler has left the step behind by then.
+
+    A daemon thread, not a pool's worker: ``concurrent.futures`` joins its workers at the interpreter's exit, so
+    one stuck step would hold the process forever."""
+    running = _Running(step.name, time.monotonic(), policy.timeout, stop_grace(step))
+    # a copy of this context per step: Prefect's flow-run context lives in contextvars
+    context = contextvars.copy_context()
+
+    def work() -> None:
+        try:
+            result = context.run(executor.execute, step, policy)
+        except Exception as exc:  # an executor bug must not lose the status file
+            result = StepOutcome(step.name, step.kind, FAILED, error=redact(f"internal error: {exc!r}"))
+        with changed:
+            if not running.left_behind:  # a late return changes nothing: no status, no outputs
+                running.result = result
+                changed.notify_all()
+
+    threading.Thread(target=work, name=f"step-{step.name}", daemon=True).start()
+    return running
 
 
 def install_sigterm(cancel: threading.Event) -> None:
