@@ -35,6 +35,7 @@ from prefect_init.kinds.wait.targets import TARGETS, TargetBase, target_models
 from prefect_init.runtime.context import RunContext
 from prefect_init.spec.durations import Duration
 from prefect_init.spec.model import StepBase
+from prefect_init.words import plural
 
 PROGRESS_EVERY = 10.0
 """Seconds between "still waiting" log lines for a target."""
@@ -90,13 +91,13 @@ def wait_for_target(target: TargetBase, ctx: RunContext, *, interval: float = 0.
     finally:
         checker.close()
     if result.ready:
-        ctx.log.info(f"ready: {label} ({result.attempts} attempts, {result.elapsed:.2f}s)")
+        ctx.log.info(f"ready: {label} ({plural(result.attempts, 'attempt')}, {result.elapsed:.2f}s)")
     return result
 
 
 def not_ready(target: TargetBase, result: PollResult) -> str:
     """``postgresql://app:****@db:5432/app: connection refused (41 attempts over 60.0 s)``"""
-    return f"{target.label()}: {result.last_error or 'not checked'} ({result.attempts} attempts over " \
+    return f"{target.label()}: {result.last_error or 'not checked'} ({plural(result.attempts, 'attempt')} over " \
            f"{result.elapsed:.1f} s)"
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import free_port
-from tests.helpers import CLI, clean_env, run_cli, run_cli_reacting
+from tests.helpers import run_cli, run_cli_reacting
 from tests.httpservers import black_hole, sequence, serve
 from tests.pg import PASSWORD
 
@@ -39,20 +38,17 @@ def test_postgres_ready(tmp_path: Path, pg: Any) -> None:
     spec = _spec(tmp_path, _targets(f"- postgres: {pg.dsn}", "  sql: SELECT count(*) FROM pg_class"))
     result = run_cli("run", str(spec))
     assert result.code == 0, result.output
-    assert f"ready: postgresql://postgres:****@127.0.0.1:{pg.port}/postgres (1 attempts" in result.stderr
+    assert f"ready: postgresql://postgres:****@127.0.0.1:{pg.port}/postgres (1 attempt," in result.stderr
     assert PASSWORD not in result.output
 
 
 def test_postgres_started_after_the_wait_began(tmp_path: Path, pg_factory: Any) -> None:
     cluster = pg_factory(start=False)
     spec = _spec(tmp_path, _targets(f"- postgres: {cluster.dsn}"))
-    proc = subprocess.Popen([*CLI, "run", str(spec)], env=clean_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)
-    assert proc.poll() is None  # still waiting
-    cluster.start()
-    _, stderr = proc.communicate(timeout=30)
-    assert proc.returncode == 0, stderr
+    # the server starts once the wait has said it found it down: the wait saw the "before" state, no timer
+    result = run_cli_reacting("run", str(spec), on={"waiting for postgresql://": cluster.start}, timeout=60)
+    stderr = result.stderr
+    assert result.code == 0, stderr
     assert "waiting for postgresql://postgres:****@" in stderr and ": connection refused" in stderr
     assert _step(tmp_path)["status"] == "succeeded"
     assert PASSWORD not in stderr
@@ -65,7 +61,7 @@ def test_postgres_wrong_password_is_not_ready_and_masked(tmp_path: Path, pg: Any
     assert result.code == 1
     error = _step(tmp_path)["error"]
     assert re.search(r'postgres:\*\*\*\*@127\.0\.0\.1:\d+/postgres: password authentication failed for user '
-                     r'"postgres" \(\d+ attempts over 1\.0 s\)', error), error
+                     r'"postgres" \(\d+ attempts? over 1\.0 s\)', error), error
     assert "wrong-password-123" not in result.output
 
 
@@ -182,8 +178,8 @@ def test_deadline_message_one_line_per_target_not_ready(tmp_path: Path) -> None:
     lines = _step(tmp_path)["error"].splitlines()
     assert lines[0] == "2 of 3 targets not ready:"
     assert re.fullmatch(rf"postgresql://app:\*\*\*\*@127\.0\.0\.1:{port_a}/app: connection refused "
-                        r"\(\d+ attempts over 1\.0 s\)", lines[1]), lines
-    assert re.fullmatch(rf"tcp 127\.0\.0\.1:{port_b}: connection refused \(\d+ attempts over 1\.0 s\)", lines[2])
+                        r"\(\d+ attempts? over 1\.0 s\)", lines[1]), lines
+    assert re.fullmatch(rf"tcp 127\.0\.0\.1:{port_b}: connection refused \(\d+ attempts? over 1\.0 s\)", lines[2])
     assert "hunter2-canary" not in result.output
     closing = result.stderr.strip().splitlines()[-1]
     assert closing.startswith("prefect-init: waiting: step deps (wait) failed: 2 of 3 targets not ready: "
@@ -197,7 +193,7 @@ def test_target_timeout_shorter_than_the_step(tmp_path: Path) -> None:
     result = run_cli("run", str(spec))
     assert result.code == 1
     assert time.monotonic() - started < 5
-    assert "attempts over 0.5 s" in _step(tmp_path)["error"]
+    assert re.search(r"attempts? over 0\.5 s", _step(tmp_path)["error"])
 
 
 @pytest.mark.parametrize(("target", "message"), [
