@@ -188,5 +188,60 @@ def drop_invalid_index(conn: Any, sql_text: str, lock_timeout: float) -> str | N
     return f"{row[0]}.{name}"
 
 
+_NAME = r'(?:(?:"[^"]+"|\w+)\s*\.\s*)?(?:"[^"]+"|\w+)'
+_IF = r"(?:IF\s+(?:NOT\s+)?EXISTS\s+)?"
+_STATEMENTS: list[tuple[re.Pattern[str], str | None]] = [
+    (re.compile(rf"^ALTER\s+TABLE\s+{_IF}(?:ONLY\s+)?(?P<t>{_NAME})\s+VALIDATE\s+CONSTRAINT\b", re.I | re.S),
+     "SHARE UPDATE EXCLUSIVE"),
+    (re.compile(rf"^ALTER\s+TABLE\s+{_IF}(?:ONLY\s+)?(?P<t>{_NAME})\s+ADD\s+(?:CONSTRAINT\s+\S+\s+)?FOREIGN\s+KEY\b",
+                re.I | re.S), "SHARE ROW EXCLUSIVE"),
+    (re.compile(rf"^ALTER\s+TABLE\s+{_IF}(?:ONLY\s+)?(?P<t>{_NAME})", re.I | re.S), "ACCESS EXCLUSIVE"),
+    (re.compile(rf"^CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:{_IF}{_NAME}\s+)?ON\s+(?:ONLY\s+)?(?P<t>{_NAME})",
+                re.I | re.S), "SHARE UPDATE EXCLUSIVE"),
+    (re.compile(rf"^CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:{_IF}(?!ON\b){_NAME}\s+)?ON\s+(?:ONLY\s+)?(?P<t>{_NAME})",
+                re.I | re.S), "SHARE"),
+    (re.compile(rf"^CREATE\s+(?:OR\s+REPLACE\s+)?(?:CONSTRAINT\s+)?TRIGGER\s.*?\sON\s+(?P<t>{_NAME})", re.I | re.S),
+     "SHARE ROW EXCLUSIVE"),
+    (re.compile(rf"^DROP\s+INDEX\s+CONCURRENTLY\s+{_IF}(?P<t>{_NAME})", re.I | re.S),
+     "SHARE UPDATE EXCLUSIVE (on the index's table)"),
+    (re.compile(rf"^DROP\s+INDEX\s+{_IF}(?P<t>{_NAME})", re.I | re.S), "ACCESS EXCLUSIVE (on the index's table)"),
+    (re.compile(rf"^(?:DROP\s+TABLE|TRUNCATE(?:\s+TABLE)?)\s+{_IF}(?:ONLY\s+)?(?P<t>{_NAME})", re.I | re.S),
+     "ACCESS EXCLUSIVE"),
+    (re.compile(rf"^REFRESH\s+MATERIALIZED\s+VIEW\s+CONCURRENTLY\s+(?P<t>{_NAME})", re.I | re.S), "EXCLUSIVE"),
+    (re.compile(rf"^REFRESH\s+MATERIALIZED\s+VIEW\s+(?P<t>{_NAME})", re.I | re.S), "ACCESS EXCLUSIVE"),
+    (re.compile(rf"^(?:INSERT\s+INTO|UPDATE(?:\s+ONLY)?|DELETE\s+FROM(?:\s+ONLY)?)\s+(?P<t>{_NAME})", re.I | re.S),
+     "ROW EXCLUSIVE"),
+    (re.compile(rf"^(?:VACUUM|ANALYZE)\b(?:\s*\([^)]*\))?(?:\s+\w+)*?\s+(?P<t>{_NAME})\s*$", re.I | re.S),
+     "SHARE UPDATE EXCLUSIVE"),
+    (re.compile(rf"^LOCK\s+(?:TABLE\s+)?(?:ONLY\s+)?(?P<t>{_NAME})(?:\s+IN\s+(?P<m>[A-Z ]+?)\s+MODE)?", re.I | re.S),
+     None),
+]
+_REFERENCES = re.compile(rf"\bREFERENCES\s+(?P<t>{_NAME})", re.I)
+
+
+def _blank_comments(sql_text: str) -> str:
+    return re.sub(r"--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'", lambda m: " " * len(m.group(0)), sql_text, flags=re.S)
+
+
+def statement_locks(sql_text: str) -> list[tuple[str, str]]:
+    """The tables a migration's statements lock and in which mode, as PostgreSQL documents each command
+    (read from the text: a table named through a function or dynamic SQL is not seen). In file order."""
+    found: list[tuple[str, str]] = []
+    for statement in _blank_comments(sql_text).split(";"):
+        text = statement.strip()
+        for pattern, mode in _STATEMENTS:
+            match = pattern.match(text)
+            if match:
+                found.append((match["t"], mode or (match["m"] or "ACCESS EXCLUSIVE").upper()))
+                break
+        if re.match(r"^(?:CREATE\s+TABLE|ALTER\s+TABLE)\b", text, re.I):
+            found += [(m["t"], "SHARE ROW EXCLUSIVE (referenced)") for m in _REFERENCES.finditer(text)]
+    unique: list[tuple[str, str]] = []
+    for item in found:
+        if item not in unique:
+            unique.append(item)
+    return unique
+
+
 __all__ = ["Holder", "LockWatch", "Wait", "concurrent_index_name", "drop_invalid_index", "lock_timeout_for",
-           "pause_after", "pg_ms", "shown"]
+           "pause_after", "pg_ms", "shown", "statement_locks"]

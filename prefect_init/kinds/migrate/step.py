@@ -59,7 +59,15 @@ from prefect_init.kinds.migrate.history import (
     plan_migrations,
     version_text,
 )
-from prefect_init.kinds.migrate.locks import LockWatch, drop_invalid_index, lock_timeout_for, pause_after, pg_ms
+from prefect_init.kinds.migrate.locks import (
+    Holder,
+    LockWatch,
+    drop_invalid_index,
+    lock_timeout_for,
+    pause_after,
+    pg_ms,
+    statement_locks,
+)
 from prefect_init.kinds.migrate.status import BASELINE_MARKER
 from prefect_init.runtime.context import RunContext
 from prefect_init.runtime.redaction import redact
@@ -540,15 +548,64 @@ def probe(step: Step, ctx: RunContext) -> Any:
             return Finding(PROBLEM, str(exc).splitlines()[1:] or [str(exc)])
         if todo is None:
             versioned, repeatable = load_dir(ctx.resolve(spec.dir or ""))
-            first = [m.script for m in [*versioned, *repeatable]]
-            how = ("baseline " + spec.baseline if spec.baseline else "adopt Flyway's history" if spec.adopt
-                   else f"apply {len(first)} migrations")
-            return Finding(CHANGE, [f"no history table yet: create it and {how}"])
-        if not todo:
+            todo = [*versioned, *repeatable]
+            if spec.baseline or spec.adopt:
+                how = "baseline " + spec.baseline if spec.baseline else "adopt Flyway's history"
+                return Finding(CHANGE, [f"no history table yet: create it and {how}"])
+            details = [f"no history table yet: create it and apply {len(todo)} migrations"]
+        elif not todo:
             return Finding(OK, ["up to date"])
-        return Finding(CHANGE, [f"apply {', '.join(m.script for m in todo)}"])
+        else:
+            details = [f"apply {', '.join(m.script for m in todo)}"]
+        details += _lock_report(conn, todo, spec)
+        if spec.lint != "off":
+            findings = lint_.lint(todo, timeout=max(1.0, min(30.0, ctx.remaining())))
+            blocking = [f for f in findings if f.blocking]
+            if blocking and spec.lint == "block":
+                return Finding(PROBLEM, [*lint_.refusal(findings).splitlines(), *details[1:]])
+            if findings:
+                details.append(f"lint: {len(findings)} finding(s), none blocking (prefect-init check lists them)")
+        return Finding(CHANGE, details)
     finally:
         conn.close()
+
+
+LONGEST_TRANSACTION = """
+SELECT pid, application_name, state, extract(epoch FROM now() - xact_start)::float8 FROM pg_stat_activity
+WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+ORDER BY xact_start LIMIT 1
+"""
+
+
+def _lock_report(conn: Any, todo: list[Migration], spec: MigrateSpec) -> list[str]:
+    """``check --online``: for each pending migration the tables it locks, the mode, each table's estimated rows
+    and size; and the longest-running open transaction, which a migration's lock would queue behind."""
+    import psycopg
+
+    lines = []
+    for migration in todo:
+        parts = []
+        for table, mode in statement_locks(migration.sql):
+            try:
+                row = conn.execute("SELECT c.reltuples::bigint, pg_size_pretty(pg_total_relation_size(c.oid)) "
+                                   "FROM pg_class c WHERE c.oid = to_regclass(%s)", (table,)).fetchone()
+            except psycopg.Error:
+                row = None
+            if row is None:
+                parts.append(f"{mode} on {table} (not there yet)")
+            else:
+                rows = f"~{row[0]:,} rows" if row[0] >= 0 else "rows not estimated yet (never analyzed)"
+                parts.append(f"{mode} on {table} ({rows}, {row[1]})")
+        lines.append(f"{migration.script} locks " + ("; ".join(parts) if parts else "no table its text names"))
+    longest = conn.execute(LONGEST_TRANSACTION).fetchone()
+    if longest is None:
+        lines.append("no other transaction is open")
+    else:
+        holder = Holder(int(longest[0]), longest[1] or "", longest[2] or "", longest[3])
+        over = (f": longer than lock_timeout {spec.lock_timeout:g}s, so a migration locking a table it touched "
+                "would wait and retry" if (longest[3] or 0) > spec.lock_timeout else "")
+        lines.append(f"longest open transaction: {holder.text()}{over}")
+    return lines
 
 
 def lint(step: Step, ctx: RunContext, all_files: bool = False) -> tuple[list[lint_.LintFinding], str]:

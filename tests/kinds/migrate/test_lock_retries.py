@@ -200,3 +200,32 @@ def test_concurrent_index_name_as_postgres_folds_it() -> None:
     assert concurrent_index_name('create unique index concurrently if not exists s."Mixed" on t (a)') == ("s", "Mixed")
     assert concurrent_index_name("CREATE INDEX CONCURRENTLY ON t (a)") is None
     assert concurrent_index_name("CREATE INDEX i ON t (a)") is None
+
+
+def test_check_online_names_each_pending_migrations_locks_sizes_and_the_longest_transaction(tmp_path: Path,
+                                                                                            pg: Any) -> None:
+    _accounts(pg.dsn)
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        conn.execute("ANALYZE accounts")
+    files = {**ALTER, "V2__index.sql": "-- prefect-init: no-transaction\n"
+                                      "CREATE INDEX CONCURRENTLY IF NOT EXISTS accounts_name ON accounts (name);",
+             "V3__audit.sql": "CREATE TABLE audit (id bigint, account bigint REFERENCES accounts);\n"
+                              "INSERT INTO audit VALUES (1, 1);"}
+    spec = _lock_spec(tmp_path, pg.dsn, files)
+    blocker = Blocker(pg.dsn)
+    try:
+        blocker.conn.execute("SELECT pg_sleep(1.1)")  # its transaction is older than the lock timeout
+        result = run_cli("check", str(spec), "--online")
+    finally:
+        blocker.close()
+    assert result.code == 0, result.output
+    line = result.stdout
+    assert "no history table yet: create it and apply 3 migrations" in line
+    assert "V1__nickname.sql locks ACCESS EXCLUSIVE on accounts (~1,000 rows, " in line
+    assert "V2__index.sql locks SHARE UPDATE EXCLUSIVE on accounts (~1,000 rows, " in line
+    assert ("V3__audit.sql locks SHARE ROW EXCLUSIVE (referenced) on accounts (~1,000 rows, " in line
+            and "ROW EXCLUSIVE on audit (not there yet)" in line)
+    assert "longest open transaction: pid " in line
+    assert "(application_name 'nightly-report', idle in transaction, transaction open " in line
+    assert "longer than lock_timeout 1s" in line
+    assert _q(pg.dsn, "SELECT to_regclass('prefect_init_schema_history') IS NULL") == [(True,)]  # read only
