@@ -1,0 +1,136 @@
+"""The import measured on charts its recognisers were not written for (``import_world/``).
+
+Each file of ``import_world/`` is one public chart's workload with its initContainers, rendered by hand with the
+chart's default values, its source named at the top, and one ``# expect CONTAINER: FORM | FORM`` line per
+initContainer: the faithful outcomes. A FORM is ``kept`` (the container stays as it is: only its own image can
+run it), ``command`` (the whole script as one command step), ``split`` (typed steps and command steps cut from
+the script) or the typed steps it becomes (``wait tcp``, ``wait dns``, ``files``, ``files-if-exists optional``).
+
+:func:`measure` imports every workload and sorts each container into: as expected, **wrong** (a typed step
+that does something else than the script did, or a container only its image can run turned into a step) or
+**missed** (kept as a command where a typed translation is equivalent). The numbers are in
+docs/guides/import-trust.md; the test holds the wrong ones at zero."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from prefect_init.importer import import_workload
+from prefect_init.importer.manifest import workloads
+
+WORLD = Path(__file__).resolve().parent / "import_world"
+_EXPECT = re.compile(r"^# expect (?P<name>[A-Za-z0-9_.-]+): (?P<forms>.+)$", re.MULTILINE)
+TYPED_FORMS = ("wait", "files", "config", "git", "vault", "migrate", "templates")
+
+
+@dataclass
+class Row:
+    file: str
+    container: str
+    expected: list[str]
+    actual: str
+    verdict: str = ""
+
+
+@dataclass
+class Measurement:
+    rows: list[Row] = field(default_factory=list)
+
+    def count(self, verdict: str) -> int:
+        return sum(row.verdict == verdict for row in self.rows)
+
+    @property
+    def typed(self) -> int:
+        return sum(row.actual.split()[0] in TYPED_FORMS for row in self.rows)
+
+    def table(self) -> str:
+        return "\n".join(f"{r.verdict:8} {r.file}: {r.container}: got {r.actual!r}, expected {' | '.join(r.expected)}"
+                         for r in self.rows)
+
+
+def _step_form(step: dict[str, Any]) -> str:
+    """What one typed step is, in the words of the ``# expect`` lines."""
+    if "wait" in step:
+        targets = step["wait"] if isinstance(step["wait"], list) else step["wait"].get("targets", [])
+        kinds = sorted({next(iter(t)) for t in targets if isinstance(t, dict)})
+        return "wait " + " ".join(kinds)
+    if "files" in step:
+        entries = [*step["files"].get("dirs", []), *step["files"].get("files", [])]
+        form = "files-if-exists" if entries and all(e.get("only_if_exists") for e in entries) else "files"
+        return form + (" optional" if step.get("optional") else "")
+    return next(k for k in step if k not in ("name", "after", "optional", "timeout", "retries", "env"))
+
+
+def container_form(spec_text: str, outcome: str, step_names: list[str]) -> str:
+    """``kept``, ``command``, ``split`` or the typed steps' forms (``wait tcp``, ``files``, ...)."""
+    if outcome in ("kept", "command"):
+        return outcome
+    steps = {s["name"]: s for s in yaml.safe_load(spec_text)["steps"]}
+    forms = [_step_form(steps[name]) for name in step_names if "command" not in steps[name]]
+    if outcome == "split":
+        return "split"
+    return " + ".join(forms)
+
+
+def _verdict(row: Row) -> str:
+    if row.actual in row.expected:
+        return "ok"
+    if row.actual == "command" or row.actual == "kept" and "command" in row.expected:
+        return "missed" if "kept" not in row.expected else "wrong"
+    return "wrong"
+
+
+def measure() -> Measurement:
+    result = Measurement()
+    for manifest in sorted(WORLD.glob("*.yaml")):
+        text = manifest.read_text()
+        expected = {m["name"]: [f.strip() for f in m["forms"].split("|")] for m in _EXPECT.finditer(text)}
+        for workload in [w for w in workloads(text) if w.init_containers]:
+            imported = import_workload(text, workload.ref, manifest.name)
+            for container in imported.containers:
+                assert container.name in expected, f"{manifest.name}: no '# expect {container.name}:' line"
+                row = Row(manifest.name, container.name, expected[container.name],
+                          container_form(imported.spec_text, container.outcome, container.steps))
+                row.verdict = _verdict(row)
+                result.rows.append(row)
+    return result
+
+
+def test_the_world_corpus_is_large_enough_and_each_file_names_its_source() -> None:
+    files = sorted(WORLD.glob("*.yaml"))
+    assert len(files) >= 20, len(files)
+    for manifest in files:
+        assert manifest.read_text().startswith("# source: "), manifest.name
+    assert len(measure().rows) >= 30
+
+
+# What the importer did wrong on this corpus before its recognisers were changed for it (commit that added the
+# corpus); each fix empties a line, and no new one may appear.
+KNOWN_WRONG: set[tuple[str, str]] = {
+    ("argo-cd-repo-server.yaml", "copyutil"),
+    ("elixier-kubectl-wait.yaml", "wait-createdb"),
+    ("elixier-kubectl-wait.yaml", "wait-minio"),
+    ("harbor-database.yaml", "data-permissions-ensurer"),
+    ("k8s-docs-mysql-replicated.yaml", "clone-mysql"),
+    ("linkerd-init.yaml", "linkerd-init"),
+    ("logic3579-sysctl.yaml", "sysctl"),
+    ("magda-elasticsearch.yaml", "sysctl"),
+    ("mattermost-team-edition.yaml", "init-mysql"),
+    ("temporal-schema.yaml", "create-default-store"),
+    ("temporal-schema.yaml", "create-visibility-store"),
+    ("temporal-schema.yaml", "setup-default-store"),
+    ("temporal-schema.yaml", "setup-visibility-store"),
+    ("velero-plugins.yaml", "velero-plugin-for-aws"),
+}
+
+
+def test_no_typed_step_does_something_else_and_no_container_of_its_own_image_is_replaced() -> None:
+    measured = measure()
+    wrong = {(r.file, r.container) for r in measured.rows if r.verdict == "wrong"}
+    assert wrong <= KNOWN_WRONG, measured.table()
+    print(measured.table())
