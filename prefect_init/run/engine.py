@@ -14,13 +14,14 @@ not hold the process's exit.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import random
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -96,6 +97,10 @@ class Executor(Protocol):
     def execute(self, step: StepBase, policy: Policy) -> StepOutcome:
         """Run ``step`` to its end (all attempts) and say how it went. Never raises."""
 
+    def left_behind(self, name: str) -> int:
+        """The engine stopped waiting for step ``name`` (still running past its deadline or SIGTERM): drop what it
+        says from now on. Returns the attempt it was at."""
+
 
 class Reporter(Protocol):
     def step_started(self, name: str) -> None: ...
@@ -114,11 +119,17 @@ class LocalExecutor:
     cancel: threading.Event
     attempts: dict[str, int] = field(default_factory=dict)
     """The attempt each step is at: what the engine reports of a step it left behind."""
+    muted: set[str] = field(default_factory=set)
+    """The steps left behind: their later log lines are dropped (the run's last lines are its own)."""
+
+    def left_behind(self, name: str) -> int:
+        self.muted.add(name)
+        return self.attempts.get(name, 1)
 
     def execute(self, step: StepBase, policy: Policy) -> StepOutcome:
         started = time.monotonic()
         deadline = started + policy.timeout
-        log = self.reporter.logger_for(step.name)
+        log = _Mutable(self.reporter.logger_for(step.name), step.name, self.muted)
         attempt = 0
         while True:
             attempt += 1
@@ -146,6 +157,31 @@ class LocalExecutor:
                 if self.cancel.wait(delay):
                     return StepOutcome(step.name, step.kind, FAILED, attempt, time.monotonic() - started,
                                        "stopped: the run was terminated (SIGTERM) while waiting to retry")
+
+
+@dataclass
+class _Mutable:
+    """A step's logger that falls silent once the engine has left the step behind."""
+
+    log: StepLogger
+    name: str
+    muted: set[str]
+
+    def debug(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        if self.name not in self.muted:
+            self.log.debug(msg, *args, **kwargs)
+
+    def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        if self.name not in self.muted:
+            self.log.info(msg, *args, **kwargs)
+
+    def warning(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        if self.name not in self.muted:
+            self.log.warning(msg, *args, **kwargs)
+
+    def error(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        if self.name not in self.muted:
+            self.log.error(msg, *args, **kwargs)
 
 
 def with_outputs(spec: Spec, name: str, results: dict[str, StepOutcome]) -> StepBase:
@@ -245,6 +281,7 @@ class _Running:
     grace: float
     result: StepOutcome | None = None
     left_behind: bool = False
+    thread: threading.Thread | None = None
 
     def stop_at(self, cancelled_at: float | None) -> float:
         """When the engine stops waiting: the deadline plus the grace, or SIGTERM plus the grace if sooner."""
@@ -262,7 +299,9 @@ class _Running:
                      f"step did not stop by itself: the engine gave it {grace} more, then failed it and went on "
                      "without it; what it was doing, a computation or a read that never ends, is in its log "
                      "lines above)")
-        attempts = getattr(executor, "attempts", {}).get(self.name, 1)
+        attempts = executor.left_behind(self.name)
+        if self.thread is not None:
+            _LEFT_BEHIND.append(self.thread)
         return StepOutcome(self.name, kind, FAILED, attempts, now - self.started, error)
 
 
@@ -286,8 +325,36 @@ def _start(step: StepBase, policy: Policy, executor: Executor, changed: threadin
                 running.result = result
                 changed.notify_all()
 
-    threading.Thread(target=work, name=f"step-{step.name}", daemon=True).start()
+    running.thread = threading.Thread(target=work, name=f"step-{step.name}", daemon=True)
+    running.thread.start()
     return running
+
+
+_LEFT_BEHIND: list[threading.Thread] = []
+"""The threads of the steps the engine stopped waiting for, in this process."""
+
+
+def steps_left_running() -> list[str]:
+    """The threads of steps left behind that still run (``step-NAME``)."""
+    return [thread.name for thread in _LEFT_BEHIND if thread.is_alive()]
+
+
+def exit_if_steps_left_running(code: int) -> None:
+    """End the process now with ``code`` when a step left behind still runs; call it once the outcome is
+    published and the observer closed.
+
+    Its thread is a daemon, but a thread it started may not be (a worker of a step's own thread pool, which the
+    interpreter joins at exit), and a daemon writing to stderr at the interpreter's end can abort it: so the
+    streams are flushed and the process ends without the interpreter's clean-up."""
+    if not steps_left_running():
+        return
+    import os
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def install_sigterm(cancel: threading.Event) -> None:

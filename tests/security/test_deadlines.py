@@ -89,6 +89,51 @@ def test_a_step_computing_past_its_deadline_fails_and_its_late_return_changes_no
     assert "Traceback" not in result.output
 
 
+def test_a_step_whose_own_pool_worker_computes_on_does_not_hold_the_exit(tmp_path: Path) -> None:
+    """``spin`` computes in a worker of a thread pool of its own (as ``wait`` and ``vault`` run their probes):
+    a thread that is no daemon and that the interpreter joins at exit. The run still ends at the deadline."""
+    spec = write_spec(tmp_path, """
+        version: 1
+        name: pooled
+        status_file: status.json
+        steps:
+          - name: spin
+            timeout: 1s
+            spin: {seconds: 600, in_pool: true}
+    """)
+    started = time.monotonic()
+    result = run_cli("run", str(spec), env=spin_env(tmp_path), timeout=30)
+    took = time.monotonic() - started
+    assert result.code == 1, result.output
+    steps = _steps(tmp_path / "status.json")
+    assert steps["spin"]["status"] == "failed", steps
+    assert "still running at its deadline of 1s" in steps["spin"]["error"], steps
+    assert took < 1 + STOP_GRACE + BOUND, f"{took:.1f}s"
+    assert result.stderr.splitlines()[-1].startswith("prefect-init: pooled: step spin (spin) failed"), result.stderr
+
+
+def test_a_step_left_behind_falls_silent(tmp_path: Path) -> None:
+    """A step that logs on and on past its deadline: once the engine has failed it, its lines stop (at most one
+    already under way), so the run's last lines are its own."""
+    spec = write_spec(tmp_path, """
+        version: 1
+        name: chatty
+        status_file: status.json
+        steps:
+          - name: spin
+            timeout: 1s
+            spin: {seconds: 600, chatty: 100}
+    """)
+    result = run_cli("run", str(spec), env=spin_env(tmp_path), timeout=30)
+    assert result.code == 1, result.output
+    lines = result.stderr.splitlines()
+    failed = next(i for i, line in enumerate(lines) if "[spin] failed" in line)
+    assert any("[spin] turn " in line for line in lines[:failed]), lines[:20]  # it did log before
+    later = [line for line in lines[failed + 1:] if "[spin] turn " in line]
+    assert len(later) <= 1, later[:5]
+    assert lines[-1].startswith("prefect-init: chatty: step spin (spin) failed"), lines[-5:]
+
+
 @contextmanager
 def fifo(path: Path) -> Iterator[Path]:
     os.mkfifo(path)
