@@ -261,6 +261,9 @@ def run(
         ran = len(only) if only else len(loaded.steps)
         took = format_duration(round(time.monotonic() - started, 1))
         _err(f"prefect-init: {loaded.name}: {plural(ran, 'step')} succeeded in {took}")
+    from prefect_init.run.engine import exit_if_steps_left_running
+
+    exit_if_steps_left_running(EXIT_OK if ok else EXIT_FAILED)  # a step's thread that never stops holds no exit
     raise typer.Exit(EXIT_OK if ok else EXIT_FAILED)
 
 
