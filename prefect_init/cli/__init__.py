@@ -468,6 +468,7 @@ def _render_into(kind: str, spec_path: str, loaded: Spec, options: Any, into: st
             raise typer.Exit(EXIT_USAGE) from None
     notes: list[str] = []
     warnings = path_warnings(loaded, options)
+    changes = None
     try:
         if kind == "compose":
             from prefect_init.render.compose import compose_unprovided_note, render_compose
@@ -488,6 +489,7 @@ def _render_into(kind: str, spec_path: str, loaded: Spec, options: Any, into: st
             notes += [f"warning: {w}" for w in built.warnings]
             notes += unprovided_note_into(loaded, options, built.changes)
             warnings = path_warnings_into(loaded, options, built.changes)
+            changes = built.changes
             try:
                 write(Path(output), built.files)
             except StepFailed as exc:
@@ -501,6 +503,7 @@ def _render_into(kind: str, spec_path: str, loaded: Spec, options: Any, into: st
             notes += [f"warning: {w}" for w in rendered.warnings]
             notes += unprovided_note_into(loaded, options, rendered.changes)
             warnings = path_warnings_into(loaded, options, rendered.changes)
+            changes = rendered.changes
             out = rendered.text
     except IntoError as exc:
         _err(f"render {kind}: {exc}")
@@ -518,8 +521,8 @@ def _render_into(kind: str, spec_path: str, loaded: Spec, options: Any, into: st
         raise typer.Exit(EXIT_USAGE) from None
     for warning in warnings:
         _err(f"warning: {warning}")
-    if kind != "compose":
-        notes += [*privilege_note(loaded), *status_file_note(loaded)]
+    if kind != "compose":  # --into: who the container runs as is the replaced containers' (changes.notes)
+        notes += [*(changes.notes if changes is not None else privilege_note(loaded)), *status_file_note(loaded)]
     for line in notes:
         _err(line)
     sys.stdout.write(out)

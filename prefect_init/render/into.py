@@ -15,9 +15,12 @@ container mounts gets a new emptyDir, shared with the app containers when a step
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
+import operator
 import posixpath
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -26,10 +29,15 @@ import yaml
 from prefect_init.render.options import RenderOptions
 from prefect_init.render.pod import (
     CONTAINER,
+    OWNER_CAPABILITIES,
+    UID,
     Doc,
     config_map,
+    container_security_context,
     files_config_maps,
     init_container,
+    owner_steps,
+    privilege_note,
     volume_dirs,
     volume_mounts,
     volume_name,
@@ -212,6 +220,8 @@ class Changes:
     config_maps: list[Doc]
     """The spec's ConfigMap, then ``--files``' ones."""
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What render says on stderr about the container's privileges (who it runs as, the Pod Security level)."""
 
 
 def spec_sha256(spec: Spec) -> str:
@@ -288,9 +298,14 @@ def compute(spec: Spec, options: RenderOptions, doc: Doc, keep_init: bool = Fals
     # each directory the spec writes: through a mount that holds it already, else on an emptyDir of ours
     fixed = [m for m in container["volumeMounts"] if m["mountPath"] not in data_dirs]
     mounts: list[tuple[Doc, bool]] = [(m, True) for m in fixed if m["mountPath"] != "/tmp"]
-    mounts += [(_writable(m, pod_volumes), False) if any(under(d, _path(m)) for d in data_dirs)
-               else (copy.deepcopy(m), False) for c in sources for m in c.get("volumeMounts") or []
-               if isinstance(m, dict) and isinstance(m.get("mountPath"), str)]
+    holders: dict[int, str] = {}  # id of a replaced container's mount -> that container's name
+    for source in sources:
+        for m in source.get("volumeMounts") or []:
+            if isinstance(m, dict) and isinstance(m.get("mountPath"), str):
+                taken_over = _writable(m, pod_volumes) if any(under(d, _path(m)) for d in data_dirs) else \
+                    _clean(copy.deepcopy(m))
+                holders[id(taken_over)] = str(source.get("name"))
+                mounts.append((taken_over, False))
     mounts += [(m, True) for m in fixed if m["mountPath"] == "/tmp"]
     others = [*apps, *(c for c in inits if c not in sources)]
     app_mounts: dict[str, list[Doc]] = {}
@@ -318,15 +333,34 @@ def compute(spec: Spec, options: RenderOptions, doc: Doc, keep_init: bool = Fals
             for app in apps:
                 app_mounts.setdefault(str(app.get("name")), []).append(copy.deepcopy(for_app[directory]))
 
-    seen: set[str] = set()
+    # one mount per path: the first wins, but two replaced containers' different volumes at one path are both
+    # kept (read-only ones joined into one projected volume) or refused in words
     unique: list[tuple[Doc, bool]] = []
-    for mount, is_ours in mounts:  # one mount per path: the first wins
-        if _path(mount) not in seen:
-            seen.add(_path(mount))
+    at: dict[str, int] = {}
+    joined: list[Doc] = []
+    names_used = set(pod_volumes) | claims | set(ours)
+    for mount, is_ours in mounts:
+        path = _path(mount)
+        if path not in at:
+            at[path] = len(unique)
             unique.append((mount, is_ours))
+            continue
+        first, _ = unique[at[path]]
+        if id(first) not in holders or id(mount) not in holders:
+            continue
+        if _same_source(first, mount):
+            if mount.get("readOnly") is not True:  # writable when one of them wrote through it
+                first.pop("readOnly", None)
+            continue
+        volume, merged, note = _join(first, mount, pod_volumes, where, path, holders, names_used)
+        names_used.add(volume["name"])
+        holders[id(merged)] = holders[id(first)] + " and " + holders[id(mount)]
+        joined = [v for v in joined if v["name"] != first["name"]] + [volume]
+        unique[at[path]] = (merged, False)
+        warnings.append(note)
     # our volumes, each named apart from the pod's own (the same volume from an earlier render is kept)
     used = {m["name"] for m, is_ours in unique if is_ours} | {m["name"] for ms in app_mounts.values() for m in ms}
-    taken = set(pod_volumes) | claims
+    taken = set(pod_volumes) | claims | {v["name"] for v in joined}
     renamed: dict[str, str] = {}
     added: list[Doc] = []
     for name, volume in ours.items():
@@ -341,15 +375,220 @@ def compute(spec: Spec, options: RenderOptions, doc: Doc, keep_init: bool = Fals
         added.append({**volume, "name": final})
     for mount in [*(m for m, is_ours in unique if is_ours), *(m for ms in app_mounts.values() for m in ms)]:
         mount["name"] = renamed.get(mount["name"], mount["name"])
+    added += joined
     container["volumeMounts"] = [m for m, _ in unique]
     env, env_from = _merged_env(container, sources)
+    context, notes, said = (container["securityContext"], privilege_note(spec), []) if keep_init else \
+        security(spec, sources, pod)
+    warnings += said
     container = {k: v for k, v in container.items() if k not in ("env", "envFrom", "volumeMounts")}
     container = {"name": container.pop("name"), "image": container.pop("image"), "args": container.pop("args"),
                  "env": env, **({"envFrom": env_from} if env_from else {}),
-                 "volumeMounts": [m for m, _ in unique], **container}
-    return Changes(container=container, kept_before=kept_before, removed=removed, app_mounts=app_mounts,
-                   volumes=added, annotation={ANNOTATION: spec_sha256(spec)},
-                   config_maps=[config_map(spec, options), *files_config_maps(spec, options)], warnings=warnings)
+                 "volumeMounts": [m for m, _ in unique], **container, "securityContext": context}
+    return Changes(container=_clean(container), kept_before=kept_before, removed=removed,
+                   app_mounts={k: [_clean(m) for m in v] for k, v in app_mounts.items()},
+                   volumes=[_clean(v) for v in added], annotation={ANNOTATION: spec_sha256(spec)},
+                   config_maps=[config_map(spec, options), *files_config_maps(spec, options)], warnings=warnings,
+                   notes=notes)
+
+
+def _clean(value: Any) -> Any:
+    """``value`` without the keys whose value is null (a ``subPath: null`` a chart's template left): what render
+    writes has no null in it."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _same_source(a: Doc, b: Doc) -> bool:
+    return all(a.get(k) == b.get(k) for k in ("name", "subPath", "subPathExpr"))
+
+
+_PROJECTABLE = ("configMap", "secret", "downwardAPI", "projected")
+
+
+def _projection(volume: Doc) -> tuple[list[Doc], int | None]:
+    """(the projected volume sources that give what ``volume`` gave, its defaultMode)."""
+    kind, source = next((k, volume[k]) for k in _PROJECTABLE if isinstance(volume.get(k), dict))
+    mode = _number(source.get("defaultMode"))
+    if kind == "projected":
+        return [copy.deepcopy(s) for s in source.get("sources") or [] if isinstance(s, dict)], mode
+    if kind == "secret":
+        body = {"name": source.get("secretName"), "items": source.get("items"), "optional": source.get("optional")}
+    elif kind == "configMap":
+        body = {"name": source.get("name"), "items": source.get("items"), "optional": source.get("optional")}
+    else:
+        body = {"items": source.get("items")}
+    return [{kind: _clean(copy.deepcopy(body))}], mode
+
+
+def _join(first: Doc, second: Doc, pod_volumes: dict[Any, Doc], where: str, path: str, holders: dict[int, str],
+          taken: set[Any]) -> tuple[Doc, Doc, str]:
+    """Two replaced containers' volumes at one path, for the one container that replaces both: (a projected
+    volume with the files of both, its mount, render's warning), or :class:`IntoError` when they cannot be joined
+    (a writable volume, a single file's ``subPath``)."""
+    volumes = [pod_volumes.get(m.get("name")) or {} for m in (first, second)]
+    joinable = all(any(isinstance(v.get(k), dict) for k in _PROJECTABLE) for v in volumes) and \
+        not any(m.get("subPath") or m.get("subPathExpr") for m in (first, second))
+    if not joinable:
+        raise IntoError(f"{where}: initContainers {holders[id(first)]} and {holders[id(second)]} both mount a volume "
+                        f"at {path} ({first.get('name')} and {second.get('name')}), and the prefect-init container "
+                        "that replaces them can mount only one there: mount one of them at another path in your "
+                        "manifest (and change its script's paths with it), then import and render again")
+    sources: list[Doc] = []
+    modes: list[int] = []
+    for volume in volumes:
+        more, mode = _projection(volume)
+        sources += more
+        modes += [mode] if mode is not None else []
+    base = ("prefect-init-" + re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-"))[:58].rstrip("-")
+    name, number = base, 1
+    while name in taken:
+        number += 1
+        name = f"{base}-{number}"
+    projected: Doc = {"sources": sources}
+    if modes:  # the most open of their modes: a script that was executable stays so
+        projected["defaultMode"] = functools.reduce(operator.or_, modes)
+    mount = {"name": name, "mountPath": first["mountPath"], "readOnly": True}
+    note = (f"{path}: initContainers {holders[id(first)]} and {holders[id(second)]} both mounted a volume there "
+            f"({first.get('name')}, {second.get('name')}): the prefect-init container mounts both there as one "
+            f"projected volume, {name} (a file name both hold cannot be twice: keep their names apart)")
+    return {"name": name, "projected": projected}, mount, note
+
+
+BASELINE_CAPABILITIES = frozenset({"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+                                   "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"})
+"""The capabilities Pod Security's "baseline" level lets a container add; any other (NET_ADMIN, NET_RAW,
+SYS_ADMIN, ...) or ``privileged: true`` needs the "privileged" level."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a replaced initContainer ran as: its own securityContext over the pod's (None: not said, the image's
+    user)."""
+
+    name: str
+    user: int | None
+    group: int | None
+    privileged: bool
+    capabilities: frozenset[str]
+    user_from: str
+    """``its runAsUser`` or ``the pod's runAsUser``."""
+
+
+def _number(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def _mapping(value: Any) -> Doc:
+    return value if isinstance(value, dict) else {}
+
+
+def identity(container: Doc, pod: Doc) -> Identity:
+    own: Doc = _mapping(container.get("securityContext"))
+    pods: Doc = _mapping(pod.get("securityContext"))
+    user, user_from = _number(own.get("runAsUser")), "its runAsUser"
+    if user is None:
+        user, user_from = _number(pods.get("runAsUser")), "the pod's runAsUser"
+    group = _number(own.get("runAsGroup"))
+    if group is None:
+        group = _number(pods.get("runAsGroup"))
+    added = _mapping(own.get("capabilities")).get("add")
+    added = added if isinstance(added, list) else []
+    names = frozenset(str(c).upper().removeprefix("CAP_") for c in added if isinstance(c, str) and c.strip())
+    return Identity(str(container.get("name")), user, group, own.get("privileged") is True, names, user_from)
+
+
+def pod_security_level(context: Doc) -> str:
+    """The lowest Pod Security level that admits a container with this securityContext."""
+    added = set((context.get("capabilities") or {}).get("add") or [])
+    if context.get("privileged") or added - BASELINE_CAPABILITIES:
+        return "privileged"
+    if context.get("runAsUser") == 0 or not context.get("runAsNonRoot") or added - {"NET_BIND_SERVICE"} or \
+            context.get("allowPrivilegeEscalation") is not False:
+        return "baseline"
+    return "restricted"
+
+
+def security(spec: Spec, sources: list[Doc], pod: Doc) -> tuple[Doc, list[str], list[str]]:
+    """(the prefect-init container's securityContext, render's notes, its warnings), from the replaced
+    initContainers' securityContext over the pod's: the steps run as the user those containers ran as (a file
+    they chmod is that user's), with the privileges and capabilities they had.
+
+    - They agree on a user: that user (and their group), unless a step sets an owner (root, with CHOWN, FOWNER
+      and DAC_OVERRIDE, as without a user).
+    - They disagree: root with the union of their capabilities and the three an owner's files need, which can do
+      what each did; a warning says so.
+    - No user said (their images' users): the image's user 10001, or root when a step sets an owner or they added
+      capabilities or were privileged (a capability works for root only).
+    Root always has CHOWN, FOWNER and DAC_OVERRIDE (as root in the old containers had, by the runtime's
+    defaults); ``privileged`` is kept when one of them was."""
+    ids = [identity(c, pod) for c in sources]
+    owners = owner_steps(spec)
+    users = sorted({i.user for i in ids if i.user is not None})
+    privileged = any(i.privileged for i in ids)
+    capabilities = set().union(*(i.capabilities for i in ids)) if ids else set()
+    notes: list[str] = []
+    warnings: list[str] = []
+    if not users and not privileged and not capabilities:
+        return container_security_context(bool(owners)), privilege_note(spec), warnings
+    group: int | None = None
+    if len(users) > 1:
+        user = 0
+        said = ", ".join(f"{i.name} (uid {i.user})" for i in ids if i.user is not None)
+        warnings.append(f"the initContainers it replaces ran as different users: {said}: the prefect-init container "
+                        "runs as root, with what each had, so that every step can do what its container did; files "
+                        "it creates belong to root unless a step sets an owner")
+    elif users:
+        user = users[0]
+        groups = {i.group for i in ids if i.user == user and i.group is not None}
+        group = groups.pop() if len(groups) == 1 else None
+        if owners and user != 0:
+            user, group = 0, None
+    else:
+        user = 0 if (owners or privileged or capabilities) else UID
+    if user == 0:
+        capabilities |= set(OWNER_CAPABILITIES)
+        group = 0 if group is None else group
+    context: Doc = {"runAsNonRoot": user != 0, "runAsUser": user}
+    if group is not None:
+        context["runAsGroup"] = group
+    context["readOnlyRootFilesystem"] = True
+    context["allowPrivilegeEscalation"] = privileged  # Kubernetes refuses privileged without it
+    if user == 0 or privileged:
+        context["privileged"] = privileged
+    ordered = [c for c in OWNER_CAPABILITIES if c in capabilities] + sorted(capabilities - set(OWNER_CAPABILITIES))
+    context["capabilities"] = {"drop": ["ALL"], **({"add": ordered} if capabilities else {})}
+    context["seccompProfile"] = {"type": "RuntimeDefault"}
+    names = ", ".join(i.name for i in ids)
+    who = (f"uid {user}" + (f", gid {group}" if group is not None else "") +
+           (f" ({next(i.user_from for i in ids if i.user == user)} in {names})"
+            if any(i.user == user for i in ids) else ""))
+    if user == 0 and owners and users and users != [0]:
+        who += f": {', '.join(owners)} set{'s' if len(owners) == 1 else ''} an owner, which needs root"
+    level = pod_security_level(context)
+    why = []
+    if privileged:
+        why.append("privileged: true from " + ", ".join(i.name for i in ids if i.privileged))
+    beyond = sorted(capabilities - BASELINE_CAPABILITIES)
+    if beyond:
+        why.append(", ".join(beyond) + " from " + ", ".join(i.name for i in ids if i.capabilities & set(beyond)))
+    notes.append(f"note: the prefect-init container takes over the securityContext of the initContainers it replaces "
+                 f"({names}): runs as {who}"
+                 + (f", capabilities {', '.join('CAP_' + c for c in ordered)} added to a dropped ALL"
+                    if capabilities else "")
+                 + (", privileged" if privileged else "")
+                 + f". The namespace's Pod Security must allow '{level}'"
+                 + (f" (above 'baseline': {'; '.join(why)})" if level == "privileged" else "") + ".")
+    return context, notes, warnings
 
 
 def _list_of_mappings(value: Any) -> bool:
