@@ -27,6 +27,9 @@ class RunContext:
 
     Step functions must honour :attr:`deadline` (a :func:`time.monotonic` value) and :attr:`cancel`: a thread
     cannot be killed, so a step that waits, polls or runs a process checks :meth:`remaining` and :meth:`check`.
+    A step that does not is failed by the engine at its deadline (or SIGTERM) plus a grace and left behind
+    (:func:`prefect_init.run.engine.stop_grace`, docs/hardening/deadlines.md): whatever it returns later is
+    dropped, and its log lines stop.
     """
 
     step_name: str
