@@ -60,6 +60,7 @@ class Redactor:
         self._values: dict[str, str] = {}
         """Each text to mask -> its part of the one pattern (a number's is bounded by non-digits)."""
         self._pattern: re.Pattern[str] | None = None
+        self._stale = False
 
     def register(self, value: str | bytes | int | float | None) -> None:
         if value is None or isinstance(value, bool):
@@ -83,14 +84,22 @@ class Redactor:
     def _add(self, pieces: dict[str, str]) -> None:
         with self._lock:
             new = {text: piece for text, piece in pieces.items() if text not in self._values}
-            if not new:
-                return
-            self._values.update(new)
-            ordered = sorted(self._values, key=len, reverse=True)  # the longest form first: all of it is masked
-            self._pattern = re.compile("|".join(self._values[text] for text in ordered))
+            if new:
+                self._values.update(new)
+                self._stale = True  # compiled at the next redact: a burst of values (a Vault secret's) is one compile
+
+    def pattern(self) -> re.Pattern[str] | None:
+        """The one pattern of every registered value's every form, compiled again only after new ones came."""
+        if self._stale:
+            with self._lock:
+                if self._stale:
+                    ordered = sorted(self._values, key=len, reverse=True)  # the longest form first: all is masked
+                    self._pattern = re.compile("|".join(self._values[text] for text in ordered))
+                    self._stale = False
+        return self._pattern
 
     def redact(self, text: str) -> str:
-        pattern = self._pattern
+        pattern = self.pattern()
         if pattern is not None:
             text = pattern.sub(MASK, text)
         text = _URL_PASSWORD.sub(lambda m: f"{m['pre']}{MASK}{m['post']}", text)
