@@ -52,7 +52,11 @@ steps:
   - name: db
     wait:
       - postgres: "postgres://app:{LITERAL_PW}@db:5432/app"
+  - name: call
+    command: [echo, hi]
+    env: {{NODE_ENV: production, GH_TOKEN: {LITERAL_PW}-tok}}
 """
+"""Line 6: a literal URL password; line 9: an inline token (NODE_ENV, no credential by its name, is no warning)."""
 
 NO_API = "no Prefect API configured"
 
@@ -77,7 +81,7 @@ def test_deploy_refuses_a_credential_in_a_variables_default(tmp_path: Path) -> N
 
 
 def test_check_and_render_warn_of_a_literal_and_a_default_alike(tmp_path: Path) -> None:
-    for text, lines in ((IN_DEFAULTS, (6, 10)), (LITERAL, (6,))):
+    for text, lines in ((IN_DEFAULTS, (6, 10)), (LITERAL, (6, 9))):
         spec = write_spec(tmp_path, text)
         checked = run_cli("check", str(spec), "--unset-ok")
         assert checked.code == 0, checked.output
@@ -86,6 +90,7 @@ def test_check_and_render_warn_of_a_literal_and_a_default_alike(tmp_path: Path) 
         for result in (checked, rendered):
             for line in lines:
                 assert f"warning: {spec}:{line}: " in result.stderr, result.stderr
+            assert "NODE_ENV" not in result.stderr and result.stderr.count("warning: ") == len(lines), result.stderr
             _canaries_absent(result.stderr)
     control = write_spec(tmp_path, WITHOUT_DEFAULTS, "ok.yaml")
     for args in (("check", str(control), "--unset-ok"), ("render", "job", str(control), "--image", "i:1")):
