@@ -8,7 +8,7 @@ values, secrets from files and parsed documents; what people otherwise write by 
       template:
         source: templates/nginx.conf.j2        # or inline: "..."
         dest: /config/nginx.conf
-        mode: "0644"                           # default "0400" when a secret is used, else "0644"
+        mode: "0644"                           # default "0400" when a secret is used (secrets:, files:)
         vars: {server_name: "${SERVER_NAME}", revision: "${steps.clone.revision}"}
         secrets: {db_password: {file: /secrets/db_password}}   # masked everywhere
         files: {app: /secrets/app-secrets.json}                # parsed by suffix: json, yaml, toml, env
@@ -21,18 +21,37 @@ leaves ``dest`` as it was. ``templates:`` (a list of the same) renders several f
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
+import os
+import stat
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from pydantic import Field, model_validator
 
-from prefect_init.errors import StepFailed
-from prefect_init.runtime.atomic import AtomicFile, make_parent, write_error
+from prefect_init.errors import StepCancelled, StepError, StepFailed, StepTimeout
+from prefect_init.runtime.atomic import (
+    AtomicFile,
+    describe,
+    make_parent,
+    open_dir,
+    open_nofollow,
+    opened_dir,
+    read_nofollow,
+    set_attributes,
+    write_error,
+)
 from prefect_init.runtime.context import RunContext
 from prefect_init.runtime.documents import guess_format, parse_file
-from prefect_init.runtime.redaction import register_secret, register_values
+from prefect_init.runtime.redaction import redact, register_secret, register_values
 from prefect_init.runtime.values import resolve_value
+from prefect_init.spec.durations import format_duration
 from prefect_init.spec.model import FromFile, Mode, StepBase, StrictModel
 
 
@@ -67,12 +86,164 @@ class Step(StepBase):
         return f"template: {self.template.label()} -> {self.template.dest}"
 
 
-def _environment(loader_dir: Path | None) -> Any:
-    from jinja2 import FileSystemLoader, StrictUndefined
+MAX_TEMPLATE_BYTES = 10 * 1024 * 1024
+"""A template file (or one it includes) larger than this is refused: a template is text a person wrote."""
+MAX_POWER_BITS = 1 << 16
+"""``a ** b`` on integers whose result would have more bits than this is refused before it starts."""
+MAX_REPEAT = 16 * 1024 * 1024
+"""``text * n`` or ``list * n`` with more characters or items than this is refused before it starts."""
+
+
+class _Stop(BaseException):
+    """Raised into a template's frame by the watch (:func:`_watched`); a BaseException, so no ``except
+    Exception`` on the way swallows it."""
+
+    def __init__(self, error: StepError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _too_large(what: str) -> Any:
+    from jinja2.sandbox import SecurityError
+
+    return SecurityError(f"{what} too large to compute (a template's values are text, not arithmetic)")
+
+
+def _bounded_binop(left: Any, operator: str, right: Any) -> Any:
+    """``**`` and ``*`` as Python does them, unless one computation in C would run for minutes or fill the
+    memory: a thread running C cannot be stopped at the deadline, so it must not start."""
+    if operator == "**":
+        if isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right > 0 and \
+                right * max(1, abs(left).bit_length() - 1) > MAX_POWER_BITS:
+            raise _too_large(f"a power ({MAX_POWER_BITS} bits at most)")
+        return left ** right
+    for sequence, count in ((left, right), (right, left)):
+        if isinstance(sequence, (str, bytes, list, tuple)) and isinstance(count, int) and \
+                len(sequence) * count > MAX_REPEAT:
+            raise _too_large(f"a repetition ({MAX_REPEAT} characters or items at most)")
+    return left * right
+
+
+class _Loader:
+    """Templates from one directory, for ``{% include %}`` and ``{% import %}``; nothing reaches outside it.
+
+    The directory is opened without following a link the app could have planted (``open_dir``); a name in it
+    may be a link that stays inside (a ConfigMap volume is made of those: ``app.j2 -> ..data/app.j2``), never one
+    that leads out of it (``leak.txt -> /proc/self/environ``): the file is opened, and the path the kernel says
+    it opened (``/proc/self/fd``) must lie under the directory's own. Only regular files, at most
+    :data:`MAX_TEMPLATE_BYTES`."""
+
+    def __init__(self, directory: Path, label: str) -> None:
+        from jinja2 import BaseLoader
+
+        self.directory, self.label = directory, label
+        self.fd = open_dir(directory)
+        self.real = _real(self.fd) or str(directory)
+        self.filenames: set[str] = set()
+        loader = self
+
+        class Loader(BaseLoader):
+            def get_source(self, environment: Any, template: str) -> tuple[str, str, Any]:
+                return loader.get_source(template)
+
+        self.jinja = Loader()
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def get_source(self, template: str) -> tuple[str, str, Any]:
+        from jinja2 import TemplateNotFound
+        from jinja2.loaders import split_template_path
+
+        pieces = split_template_path(template)  # '..' is refused here
+        path = self.directory.joinpath(*pieces)
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+        if _real(self.fd) is None:  # no /proc: no link at all below the directory
+            flags |= os.O_NOFOLLOW
+        try:
+            fd = os.open(os.path.join(*pieces), flags, dir_fd=self.fd)
+        except FileNotFoundError:
+            raise TemplateNotFound(template) from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise StepFailed(f"template {self.label}: {template}: {path} is a symbolic link; prefect-init "
+                                 f"never follows a link in a template's directory without /proc") from None
+            raise StepFailed(f"template {self.label}: {describe(path, exc)}") from None
+        try:
+            real = _real(fd)
+            if real is not None and not real.startswith(self.real.rstrip("/") + "/"):
+                raise StepFailed(f"template {self.label}: {template}: {path} is a symbolic link to {real}, outside "
+                                 f"{self.directory}; prefect-init never follows a link out of a template's "
+                                 "directory")
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise StepFailed(f"template {self.label}: {template}: {path} is not a regular file")
+            with os.fdopen(os.dup(fd), "rb") as handle:
+                data = handle.read(MAX_TEMPLATE_BYTES + 1)
+        finally:
+            os.close(fd)
+        if len(data) > MAX_TEMPLATE_BYTES:
+            raise StepFailed(f"template {self.label}: {template}: {path} is larger than "
+                             f"{MAX_TEMPLATE_BYTES // (1024 * 1024)} MiB")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise StepFailed(f"template {self.label}: {template}: {path} is not UTF-8 text") from None
+        self.filenames.add(str(path))
+        return text, str(path), lambda: False
+
+
+def _real(fd: int) -> str | None:
+    """The path the kernel says ``fd`` is open on; ``None`` without ``/proc``."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+
+
+def _environment(loader: _Loader | None) -> Any:
+    from jinja2 import StrictUndefined
     from jinja2.sandbox import SandboxedEnvironment
 
-    return SandboxedEnvironment(loader=FileSystemLoader(str(loader_dir)) if loader_dir else None,
-                                undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    class Environment(SandboxedEnvironment):
+        intercepted_binops = frozenset({"*", "**"})
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            if operator in ("*", "**"):
+                return _bounded_binop(left, operator, right)
+            return super().call_binop(context, operator, left, right)
+
+    return Environment(loader=loader.jinja if loader else None, undefined=StrictUndefined,
+                       keep_trailing_newline=True, autoescape=False)
+
+
+@contextlib.contextmanager
+def _watched(ctx: RunContext, label: str, filenames: set[str]) -> Iterator[None]:
+    """Stop the rendering at the step's deadline and on SIGTERM: a trace function in this thread, called for
+    the template's own code only (Jinja compiles it with the file name ``<template>`` or the path the loader
+    gave, listed in ``filenames``; every other frame returns at once), raises :class:`_Stop` at the first line
+    run after either."""
+    cancelled, clock, deadline = ctx.cancel.is_set, time.monotonic, ctx.deadline
+
+    def stop() -> None:
+        if cancelled():
+            raise _Stop(StepCancelled(f"step {ctx.step_name!r} stopped: the run was terminated (SIGTERM)"))
+        raise _Stop(StepTimeout(f"template {label}: still rendering at the step's deadline of "
+                                f"{format_duration(ctx.timeout)} (a loop too large?)"))
+
+    def on_line(frame: FrameType, event: str, arg: Any) -> Any:  # kept small: it runs for every line
+        if cancelled() or clock() >= deadline:
+            stop()
+        return on_line
+
+    def on_call(frame: FrameType, event: str, arg: Any) -> Any:
+        return on_line if frame.f_code.co_filename in filenames else None
+
+    previous = sys.gettrace()
+    sys.settrace(on_call)
+    try:
+        yield
+    finally:
+        sys.settrace(previous)
 
 
 def render_text(spec: TemplateSpec, ctx: RunContext) -> str:
@@ -97,15 +268,23 @@ def render_text(spec: TemplateSpec, ctx: RunContext) -> str:
             register_values(values[name])  # usually secrets (/secrets/app-secrets.json): masked like them
         except OSError as exc:
             raise StepFailed(f"template {label}: files.{name}: {path}: {exc.strerror}") from None
+    loader: _Loader | None = None
     try:
         if spec.source is not None:
             source = ctx.resolve(spec.source)
             if not source.is_file():
                 raise StepFailed(f"template {source}: no such file (is the volume mounted?)")
-            template = _environment(source.parent).get_template(source.name)
+            try:
+                loader = _Loader(source.parent, label)
+            except OSError as exc:
+                raise StepFailed(f"template {label}: {describe(exc.filename or source.parent, exc)}") from None
+            template = _environment(loader).get_template(source.name)
         else:
             template = _environment(None).from_string(spec.inline or "")
-        return str(template.render(values))
+        with _watched(ctx, label, {"<template>"} if loader is None else loader.filenames):
+            return str(template.render(values))
+    except _Stop as stop:
+        raise stop.error from None
     except TemplateSyntaxError as exc:
         raise StepFailed(f"template {label}: syntax error at line {exc.lineno}: {exc.message}") from None
     except UndefinedError as exc:
@@ -114,28 +293,47 @@ def render_text(spec: TemplateSpec, ctx: RunContext) -> str:
         raise StepFailed(f"template {label}: refused by the sandbox: {exc}") from None
     except TemplateError as exc:
         raise StepFailed(f"template {label}: {type(exc).__name__}: {exc.message}") from None
-    except (TypeError, ValueError, ZeroDivisionError) as exc:  # an operation in the template failed
+    except (TypeError, ValueError, ArithmeticError) as exc:  # an operation in the template failed
         raise StepFailed(f"template {label}: {type(exc).__name__} while rendering") from None
+    finally:
+        if loader is not None:
+            loader.close()
+
+
+def default_mode(spec: TemplateSpec, text: bytes) -> int:
+    """``mode`` if given; else 0400 for a template that read a secret (``secrets:``, ``files:`` whose values are
+    treated as secrets, or an output that holds a registered secret), else 0644."""
+    if spec.mode is not None:
+        return spec.mode
+    if spec.secrets or spec.files or redact(text.decode("utf-8", "replace")) != text.decode("utf-8", "replace"):
+        return 0o400
+    return 0o644
 
 
 def write(spec: TemplateSpec, ctx: RunContext) -> tuple[Path, str, bool]:
-    """Render and write one destination; (dest, sha256, whether it changed)."""
+    """Render and write one destination; (dest, sha256, whether it changed). Neither ``dest`` nor a directory
+    on its way may be a link the app could have planted (:mod:`prefect_init.runtime.atomic`)."""
     text = render_text(spec, ctx).encode()
     dest = ctx.resolve(spec.dest)
-    mode = spec.mode if spec.mode is not None else (0o400 if spec.secrets else 0o644)
+    mode = default_mode(spec, text)
     digest = hashlib.sha256(text).hexdigest()
-    try:
-        same = dest.is_file() and hashlib.sha256(dest.read_bytes()).hexdigest() == digest
-    except OSError:
-        same = False
-    if same:
-        try:
-            if dest.stat().st_mode & 0o7777 != mode:
-                dest.chmod(mode)
-        except OSError as exc:
-            raise write_error(dest, exc) from None
-        return dest, digest, False
     make_parent(dest)
+    try:
+        with opened_dir(dest.parent) as parent:
+            try:
+                current = read_nofollow(parent, dest.name, dest)
+            except OSError:
+                current = None  # unreadable: written again below
+            if current is not None and hashlib.sha256(current).hexdigest() == digest:
+                fd = open_nofollow(parent, dest.name, dest)
+                try:
+                    if stat.S_IMODE(os.fstat(fd).st_mode) != mode:
+                        set_attributes(fd, mode)
+                finally:
+                    os.close(fd)
+                return dest, digest, False
+    except OSError as exc:
+        raise write_error(exc.filename or dest, exc) from None
     with AtomicFile(dest, mode) as out:
         out.handle.write(text)
         out.commit()
