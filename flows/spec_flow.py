@@ -31,7 +31,7 @@ from prefect_init.run.engine import LocalExecutor, install_sigterm, run_spec_wit
 from prefect_init.run.identity import Identity
 from prefect_init.run.outcome import FAILED, publish
 from prefect_init.run.reporter import PlainReporter
-from prefect_init.runtime.redaction import install_logging_filter, redact
+from prefect_init.runtime.redaction import install_logging_filter, redact, register_environment
 from prefect_init.spec.load import load_spec, parse_spec
 from prefect_init.spec.model import Spec
 from prefect_init.spec.plan import build_plan
@@ -111,6 +111,7 @@ def run_spec(spec_path: str | None = None, only: list[str] | None = None, status
     fails leaves its task run Failed and the flow run Completed, with a message naming it.
     """
     install_logging_filter()
+    register_environment()  # VAULT_TOKEN, PREFECT_API_KEY: masked even where no step reads them
     install_sigterm(CANCEL)
     logger = get_run_logger()
     try:

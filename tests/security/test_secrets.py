@@ -10,6 +10,7 @@ import shlex
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -193,3 +194,35 @@ def test_a_file_secret_echoed_as_a_database_or_a_validator_would_is_masked(tmp_p
     for text in (result.stderr, status):
         for form in forms:
             assert form not in text, form
+
+
+def test_a_flow_run_by_a_worker_masks_the_environments_keys(prefect_server: Any, tmp_path: Path) -> None:
+    """The flow a worker runs (flows/spec_flow.py, not the CLI) registers VAULT_TOKEN from its environment too: the
+    step's line reaches the Prefect API masked. Run as a worker runs it: the flow function, in a process of its
+    own, against a real server."""
+    import subprocess
+    import sys
+    import time
+    import uuid
+
+    name = f"flow-env-{uuid.uuid4().hex[:8]}"
+    text = json.dumps({"version": 1, "name": name, "steps": [
+        {"name": "leak", "command": ["sh", "-c", 'echo "flow token $VAULT_TOKEN"']}]})
+    code = "import sys; from prefect_init.flows.spec_flow import run_spec; run_spec(spec_text=sys.argv[1])"
+    env = {**prefect_server.client_env(), "VAULT_TOKEN": VAULT_TOKEN}
+    proc = subprocess.run([sys.executable, "-c", code, text], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = prefect_server.post("/flow_runs/filter", {"flow_runs": {"name": {"like_": name}}})
+    assert len(runs) == 1, runs
+    deadline = time.monotonic() + 20
+    while True:  # logs are shipped in batches: until the step's line arrived, or the bound
+        logs = prefect_server.post("/logs/filter", {"logs": {"flow_run_id": {"any_": [runs[0]["id"]]}},
+                                                    "limit": 200})
+        messages = "\n".join(entry["message"] for entry in logs)
+        if "flow token" in messages or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert f"flow token {MASK}" in messages, messages  # the positive control
+    for text_ in (messages, proc.stdout, proc.stderr):
+        assert VAULT_TOKEN not in text_
