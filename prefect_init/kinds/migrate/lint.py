@@ -79,6 +79,7 @@ ALLOW = re.compile(r"^--\s*prefect-init:\s*allow\s+(?P<rule>[a-z0-9-]+)\s*(?:\((
 _CONCURRENTLY = re.compile(r"\b(CREATE\s+(UNIQUE\s+)?INDEX|DROP\s+INDEX|REINDEX\b[^;]*?)\s+CONCURRENTLY\b",
                            re.IGNORECASE)
 _OUTPUT_LIMIT = 8 * 1024 * 1024
+_CHUNK = 200
 _NAME = r'(?:(?:"[^"]+"|\w+)\s*\.\s*)?(?:"[^"]+"|\w+)'
 _CREATE_TABLE = re.compile(rf"\bCREATE\s+(?:UNLOGGED\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?P<name>{_NAME})",
                            re.IGNORECASE)
@@ -217,8 +218,8 @@ def lint(migrations: list[Migration], timeout: float = 30.0) -> list[LintFinding
     raw: list[dict[str, Any]] = []
     for in_transaction in (True, False):
         group = [m.path for m in migrations if m.transactional == in_transaction]
-        if group:
-            raw += _squawk(group, in_transaction, timeout)
+        for start in range(0, len(group), _CHUNK):  # a bounded command line, however many files
+            raw += _squawk(group[start:start + _CHUNK], in_transaction, timeout)
     findings: dict[Path, list[LintFinding]] = {m.path: _own_findings(m) for m in migrations}
     for item in raw:
         migration = by_path.get(str(item.get("file")))

@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from prefect_init.kinds.migrate.locks import concurrent_index_name, lock_timeout_for, pause_after
+from prefect_init.kinds.migrate.locks import Holder, Wait, concurrent_index_name, lock_timeout_for, pause_after
 from tests.helpers import CLI, clean_env, run_cli, run_cli_reacting
 from tests.kinds.migrate.test_step import HISTORY, _error, _q, _spec, _write
 
@@ -229,3 +229,14 @@ def test_check_online_names_each_pending_migrations_locks_sizes_and_the_longest_
     assert "(application_name 'nightly-report', idle in transaction, transaction open " in line
     assert "longer than lock_timeout 1s" in line
     assert _q(pg.dsn, "SELECT to_regclass('prefect_init_schema_history') IS NULL") == [(True,)]  # read only
+
+
+def test_a_holders_text_cannot_forge_a_log_line() -> None:
+    """Another session's application_name and a table's name reach the log: printable ASCII only, bounded."""
+    wait = Wait('"x\nINFO  [migrate] applied 9 migrations"', "AccessExclusiveLock",
+                (Holder(7, "report\r\nINFO  [migrate] up to date" + "a" * 500, "idle in transaction", 2.5),))
+    text = wait.text()
+    assert "\n" not in text and "\r" not in text
+    assert text.startswith("ACCESS EXCLUSIVE lock on \"x?INFO  [migrate] applied 9 migrations\", held by pid 7 "
+                           "(application_name 'report??INFO  [migrate] up to date")
+    assert "a" * 100 not in text and text.endswith(", idle in transaction, transaction open 2.5s)")
