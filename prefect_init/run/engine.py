@@ -334,19 +334,15 @@ _LEFT_BEHIND: list[threading.Thread] = []
 """The threads of the steps the engine stopped waiting for, in this process."""
 
 
-def steps_left_running() -> list[str]:
-    """The threads of steps left behind that still run (``step-NAME``)."""
-    return [thread.name for thread in _LEFT_BEHIND if thread.is_alive()]
-
-
 def exit_if_steps_left_running(code: int) -> None:
-    """End the process now with ``code`` when a step left behind still runs; call it once the outcome is
+    """End the process now with ``code`` when the engine left a step behind; call it once the outcome is
     published and the observer closed.
 
-    Its thread is a daemon, but a thread it started may not be (a worker of a step's own thread pool, which the
-    interpreter joins at exit), and a daemon writing to stderr at the interpreter's end can abort it: so the
-    streams are flushed and the process ends without the interpreter's clean-up."""
-    if not steps_left_running():
+    The step's thread is a daemon, but a thread it started may not be (a worker of a step's own thread pool,
+    which the interpreter joins at exit; it may outlive the step's own thread), and a daemon writing to stderr at
+    the interpreter's end can abort it: so the streams are flushed and the process ends without the
+    interpreter's clean-up."""
+    if not _LEFT_BEHIND:
         return
     import os
     import sys
