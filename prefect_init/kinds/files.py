@@ -28,6 +28,7 @@ from pydantic import Field
 from prefect_init.errors import StepFailed
 from prefect_init.runtime.atomic import (
     atomic_writer,
+    open_entry,
     open_nofollow,
     opened_dir,
     read_nofollow,
@@ -136,14 +137,11 @@ def _apply_below(top_fd: int, top: Path, mode: int | None, owner: str | None, ch
                 os.close(levels.pop()[0])
                 continue
             where = directory / name
-            try:
-                fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
-            except FileNotFoundError:
-                continue  # removed meanwhile
+            fd = open_entry(dir_fd, name)
+            if fd is None:
+                continue  # a link (neither it nor what it points to is touched), or removed meanwhile
             try:
                 st = os.fstat(fd)
-                if stat.S_ISLNK(st.st_mode):
-                    continue  # neither the link nor what it points to
                 done = False
                 if (uid != -1 and st.st_uid != uid) or (gid != -1 and st.st_gid != gid):
                     try:

@@ -127,7 +127,8 @@ def _bounded_binop(left: Any, operator: str, right: Any) -> Any:
 class _Loader:
     """Templates from one directory, for ``{% include %}`` and ``{% import %}``; nothing reaches outside it.
 
-    The directory is opened without following a link the app could have planted (``open_dir``); a name in it
+    The directory is opened without following a link the app could have planted (``open_dir``, which also
+    follows one on a read-only mount: a ConfigMap's ``sub -> ..data/sub``); a name in it
     may be a link that stays inside (a ConfigMap volume is made of those: ``app.j2 -> ..data/app.j2``), never one
     that leads out of it (``leak.txt -> /proc/self/environ``): the file is opened, and the path the kernel says
     it opened (``/proc/self/fd``) must lie under the directory's own. Only regular files, at most
@@ -137,7 +138,7 @@ class _Loader:
         from jinja2 import BaseLoader
 
         self.directory, self.label = directory, label
-        self.fd = open_dir(directory)
+        self.fd = open_dir(directory, for_reading=True)
         self.real = _real(self.fd) or str(directory)
         self.filenames: set[str] = set()
         loader = self
@@ -278,6 +279,8 @@ def render_text(spec: TemplateSpec, ctx: RunContext) -> str:
                 loader = _Loader(source.parent, label)
             except OSError as exc:
                 raise StepFailed(f"template {label}: {describe(exc.filename or source.parent, exc)}") from None
+            except StepFailed as exc:  # a link on the way to the directory
+                raise StepFailed(f"template {label}: {exc}") from None
             template = _environment(loader).get_template(source.name)
         else:
             template = _environment(None).from_string(spec.inline or "")

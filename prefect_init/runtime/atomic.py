@@ -55,6 +55,7 @@ MAX_LINKS = 40
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _PROC_FD = Path("/proc/self/fd")
+_O_PATH = getattr(os, "O_PATH", 0)  # Linux; elsewhere a read-only descriptor does
 
 
 def describe(path: str | os.PathLike[str], exc: OSError) -> str:
@@ -80,11 +81,20 @@ def trusted(dir_fd: int) -> bool:
     return st.st_uid in (0, os.geteuid()) and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
-def open_dir(path: str | os.PathLike[str], *, create: bool = False,
-             created: list[Path] | None = None) -> int:
+def read_only(dir_fd: int) -> bool:
+    """Whether the directory is on a file system mounted read-only here (a ConfigMap or Secret volume)."""
+    try:
+        return bool(os.fstatvfs(dir_fd).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def open_dir(path: str | os.PathLike[str], *, create: bool = False, created: list[Path] | None = None,
+             for_reading: bool = False) -> int:
     """A descriptor of the directory ``path``, walked from ``/`` without following a link that the app could
     have planted (see the module's text); with ``create``, missing directories are made (0777 less the umask)
-    and listed in ``created``.
+    and listed in ``created``. ``for_reading`` also follows a link in a directory on a read-only mount (a
+    ConfigMap volume's ``sub -> ..data/sub``): for a directory that is only read, never written.
 
     Raises :func:`link_refused` for such a link, ``OSError`` (its ``filename`` the full path reached) else.
     The caller closes the descriptor."""
@@ -120,7 +130,7 @@ def open_dir(path: str | os.PathLike[str], *, create: bool = False,
                     continue
                 if stat.S_ISLNK(st.st_mode):
                     target = os.readlink(name, dir_fd=fd)
-                    if not trusted(fd):
+                    if not (trusted(fd) or (for_reading and read_only(fd))):
                         raise link_refused(here, target)
                     links += 1
                     if links > MAX_LINKS:
@@ -181,13 +191,32 @@ def refuse_link(dir_fd: int, name: str, path: str | os.PathLike[str]) -> os.stat
     return st
 
 
-def open_nofollow(dir_fd: int, name: str, path: str | os.PathLike[str]) -> int:
-    """An ``O_PATH`` descriptor of ``name`` itself in ``dir_fd``, never of what a link points to (a link is
-    refused): for :func:`set_attributes`. The caller closes it."""
-    fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+def open_entry(dir_fd: int, name: str) -> int | None:
+    """A descriptor of ``name`` itself in ``dir_fd`` (``O_PATH`` where there is one), for :func:`set_attributes`;
+    ``None`` if it is a link (never what the link points to) or gone. The caller closes it."""
+    flags = (_O_PATH or os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY) | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(name, flags, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # without O_PATH, O_NOFOLLOW refuses a link
+            return None
+        raise
     if stat.S_ISLNK(os.fstat(fd).st_mode):
         os.close(fd)
-        raise link_refused(path, os.readlink(name, dir_fd=dir_fd))
+        return None
+    return fd
+
+
+def open_nofollow(dir_fd: int, name: str, path: str | os.PathLike[str]) -> int:
+    """:func:`open_entry`, but a link is refused in words (and a missing file is ``FileNotFoundError``)."""
+    fd = open_entry(dir_fd, name)
+    if fd is None:
+        st = lstat_at(dir_fd, name)
+        if st is not None and stat.S_ISLNK(st.st_mode):
+            raise link_refused(path, os.readlink(name, dir_fd=dir_fd))
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
     return fd
 
 

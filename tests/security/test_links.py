@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -277,3 +278,35 @@ def test_a_template_that_reads_a_secret_is_written_0400(tmp_path: Path) -> None:
     names = ("a.conf", "b.conf", "c.conf", "d.conf", "e2.conf")
     modes = {n: _mode(tmp_path / "out" / n) for n in names}
     assert modes == {"a.conf": 0o400, "b.conf": 0o400, "c.conf": 0o644, "d.conf": 0o640, "e2.conf": 0o400}
+
+
+def test_a_template_directory_reached_through_a_link_on_a_read_only_mount_is_read(tmp_path: Path) -> None:
+    """A ConfigMap volume with ``items: [{key: x, path: sub/x.j2}]``: kubelet writes ``..data/sub/x.j2`` and
+    ``sub -> ..data/sub`` into a directory mounted read-only (nobody can plant a link there): it is followed.
+    The same tree in a directory the app can write is refused."""
+    volume = _volume(tmp_path, "cm-source")
+    (volume / "..data" / "sub").mkdir(parents=True)
+    (volume / "..data" / "sub" / "x.j2").write_text("x={{ x }}\n")
+    (volume / "sub").symlink_to("..data/sub")
+    mounted = tmp_path / "cm"
+    mounted.mkdir()
+    bind = subprocess.run(["mount", "--bind", "-o", "ro", str(volume), str(mounted)], capture_output=True,
+                          text=True)
+    if bind.returncode != 0:
+        pytest.skip(f"cannot make a read-only bind mount here: {bind.stderr.strip()}")
+    try:
+        assert subprocess.run(["touch", str(mounted / "probe")], capture_output=True).returncode != 0  # read-only
+        code, steps, _ = _run(tmp_path, """
+  - name: configmap
+    template: {source: cm/sub/x.j2, dest: out/a.conf, vars: {x: "1"}}
+  - name: writable
+    after: []
+    template: {source: cm-source/sub/x.j2, dest: out/b.conf, vars: {x: "1"}}
+""")
+    finally:
+        subprocess.run(["umount", str(mounted)], check=True)
+    assert code == 1
+    assert steps["configmap"]["status"] == "succeeded", steps["configmap"]
+    assert (tmp_path / "out" / "a.conf").read_text() == "x=1\n"
+    assert steps["writable"]["error"].startswith(f"template cm-source/sub/x.j2: {volume / 'sub'} is a symbolic "
+                                                 "link (to ..data/sub)"), steps["writable"]
