@@ -179,13 +179,14 @@ def _own_findings(migration: Migration) -> list[LintFinding]:
             for m in _CONCURRENTLY.finditer(code)]
 
 
-def _squawk(paths: list[Path], in_transaction: bool, timeout: float) -> list[dict[str, Any]]:
+def _squawk(paths: list[Path], in_transaction: bool, timeout: float, pg_version: str | None) -> list[dict[str, Any]]:
     binary = squawk_binary()
     if binary is None:
         raise LintUnavailable("cannot lint the migrations: the squawk binary is not installed (it comes with the "
                               "squawk-cli package; or set lint: off)")
     argv = [binary, "--reporter", "json", "--no-error-on-unmatched-pattern",
             "--assume-in-transaction" if in_transaction else "--no-assume-in-transaction",
+            *([f"--pg-version={pg_version}"] if pg_version and re.fullmatch(r"\d+\.\d+", pg_version) else []),
             *[str(p.resolve()) for p in paths]]
     # an empty working directory: no .squawk.toml found by chance changes which rules run
     with tempfile.TemporaryDirectory(prefix="prefect-init-lint-") as cwd:
@@ -209,9 +210,10 @@ def _squawk(paths: list[Path], in_transaction: bool, timeout: float) -> list[dic
     return [f for f in found if isinstance(f, dict)]
 
 
-def lint(migrations: list[Migration], timeout: float = 30.0) -> list[LintFinding]:
+def lint(migrations: list[Migration], timeout: float = 30.0, pg_version: str | None = None) -> list[LintFinding]:
     """Every finding in ``migrations`` (blocking, warnings, and those accepted by an allow line), in file order;
-    the rules the step satisfies left out."""
+    the rules the step satisfies left out. ``pg_version`` (``16.4``: the server's, when known) lets squawk
+    leave out what that version does without a lock (a non-volatile DEFAULT on PostgreSQL 11+)."""
     if not migrations:
         return []
     by_path = {str(m.path.resolve()): m for m in migrations}
@@ -219,7 +221,7 @@ def lint(migrations: list[Migration], timeout: float = 30.0) -> list[LintFinding
     for in_transaction in (True, False):
         group = [m.path for m in migrations if m.transactional == in_transaction]
         for start in range(0, len(group), _CHUNK):  # a bounded command line, however many files
-            raw += _squawk(group[start:start + _CHUNK], in_transaction, timeout)
+            raw += _squawk(group[start:start + _CHUNK], in_transaction, timeout, pg_version)
     findings: dict[Path, list[LintFinding]] = {m.path: _own_findings(m) for m in migrations}
     for item in raw:
         migration = by_path.get(str(item.get("file")))

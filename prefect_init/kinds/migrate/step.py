@@ -341,10 +341,16 @@ def _apply_with_retries(conn: Any, table: Any, migration: Migration, spec: Migra
             raise StepCancelled(f"{migration.script}: stopped by SIGTERM between lock attempts (not applied)")
 
 
-def _lint_gate(todo: list[Migration], spec: MigrateSpec, ctx: RunContext) -> None:
+def _pg_version(conn: Any) -> str | None:
+    """The server's version as squawk's --pg-version takes it (``16.4``)."""
+    number = getattr(getattr(conn, "info", None), "server_version", None)
+    return f"{number // 10000}.{number % 10000}" if isinstance(number, int) and number >= 100000 else None
+
+
+def _lint_gate(conn: Any, todo: list[Migration], spec: MigrateSpec, ctx: RunContext) -> None:
     """Lint the pending files before the first is applied; a blocking finding refuses them all (lint: block)."""
     try:
-        findings = lint_.lint(todo, timeout=max(1.0, min(30.0, ctx.remaining())))
+        findings = lint_.lint(todo, timeout=max(1.0, min(30.0, ctx.remaining())), pg_version=_pg_version(conn))
     except lint_.LintUnavailable as exc:
         if spec.lint == "block":
             raise
@@ -430,7 +436,7 @@ def _migrate(conn: Any, spec: MigrateSpec, ctx: RunContext) -> str:
         ctx.log.info("up to date: nothing to apply")
         return "up to date"
     if spec.lint != "off":
-        _lint_gate(todo, spec, ctx)
+        _lint_gate(conn, todo, spec, ctx)
     watch = LockWatch(lambda: _connect(spec.database, ctx, "prefect-init-migrate-watch"), conn.info.backend_pid)
     try:
         _apply_all(conn, table, todo, spec, fresh, ctx, watch)
@@ -559,7 +565,7 @@ def probe(step: Step, ctx: RunContext) -> Any:
             details = [f"apply {', '.join(m.script for m in todo)}"]
         details += _lock_report(conn, todo, spec)
         if spec.lint != "off":
-            findings = lint_.lint(todo, timeout=max(1.0, min(30.0, ctx.remaining())))
+            findings = lint_.lint(todo, timeout=max(1.0, min(30.0, ctx.remaining())), pg_version=_pg_version(conn))
             blocking = [f for f in findings if f.blocking]
             if blocking and spec.lint == "block":
                 return Finding(PROBLEM, [*lint_.refusal(findings).splitlines(), *details[1:]])
@@ -617,6 +623,7 @@ def lint(step: Step, ctx: RunContext, all_files: bool = False) -> tuple[list[lin
     versioned, repeatable = load_dir(ctx.resolve(spec.dir))
     files = [*versioned, *repeatable]
     note = f"all {len(files)} files"
+    version = None
     if not all_files:
         try:
             conn = _connect(spec.database, ctx)
@@ -624,6 +631,7 @@ def lint(step: Step, ctx: RunContext, all_files: bool = False) -> tuple[list[lin
             note += f" (the database did not answer, so pending is unknown: {exc})"
         else:
             try:
+                version = _pg_version(conn)
                 conn.execute("SET default_transaction_read_only = on")
                 todo = _pending(conn, spec, spec.identifier(), ctx)
             except StepFailed as exc:
@@ -634,4 +642,4 @@ def lint(step: Step, ctx: RunContext, all_files: bool = False) -> tuple[list[lin
                 files, note = todo, f"{len(todo)} pending of {len(files)} files (--all for every file)"
             elif "(" not in note:
                 note += " (no history table yet: every file is pending)"
-    return lint_.lint(files, timeout=max(1.0, min(30.0, ctx.remaining()))), note
+    return lint_.lint(files, timeout=max(1.0, min(30.0, ctx.remaining())), pg_version=version), note

@@ -159,3 +159,18 @@ def test_a_failed_concurrent_build_leaves_an_invalid_index_which_the_step_rebuil
     assert result.code == 0, result.stderr
     assert "dropped the INVALID index public.accounts_code" in result.stderr
     assert _q(pg.dsn, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'accounts_code'::regclass") == [(True,)]
+
+
+def test_the_servers_version_reaches_squawk(tmp_path: Path, pg: Any) -> None:
+    """A constant DEFAULT rewrites the table before PostgreSQL 11 only: the step passes its server's version."""
+    from prefect_init.kinds.migrate.history import load_dir
+    from prefect_init.kinds.migrate.lint import lint
+    from prefect_init.kinds.migrate.step import _pg_version
+
+    directory = _write(tmp_path / "v", {"V1__flag.sql": "ALTER TABLE accounts ADD COLUMN flag bigint DEFAULT 0;"})
+    files, _ = load_dir(directory)
+    assert [f.rule for f in lint(files, pg_version="10.0")] == ["adding-field-with-default"]
+    with psycopg.connect(pg.dsn) as conn:
+        version = _pg_version(conn)
+    assert version is not None and int(version.split(".")[0]) >= 11
+    assert lint(files, pg_version=version) == []
