@@ -713,7 +713,7 @@ def _stream_start(docs: list[Doc]) -> str:
 def unprovided_note_into(spec: Spec, options: RenderOptions, changes: Changes) -> list[str]:
     """render's note on the variables nothing sets, counting what the prefect-init container takes over from
     the initContainers it replaces."""
-    from prefect_init.render.env import literal_credential_env, unprovided_note
+    from prefect_init.render.env import unprovided_note
 
     given = tuple((str(e.get("name")), "") for e in changes.container.get("env") or [])
     sources = ("(from the replaced initContainers)",) if changes.container.get("envFrom") else ()
@@ -723,9 +723,26 @@ def unprovided_note_into(spec: Spec, options: RenderOptions, changes: Changes) -
               if isinstance(e.get("value"), str)]
     warnings = [f"warning: env {name}: a literal credential, copied from your manifest's initContainers as it was; "
                 f"put it in a Secret (kubectl create secret generic {spec.name}-init-env --from-literal={name}=...) "
-                "and give it with envFrom" for name in literal_credential_env(spec, copied)]
+                "and give it with envFrom" for name, value in copied if copied_credential(name, value)]
     return warnings + unprovided_note(spec, replace(options, env=options.env + given,
                                                     env_from_secrets=options.env_from_secrets + sources))
+
+
+_REFERENCES = re.compile(r"\$\([A-Za-z_][A-Za-z0-9_]*\)|\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+"""Kubernetes' ``$(VAR)`` (and a spec's ``${VAR}``): a reference to another variable, not a value."""
+_PEM = re.compile(r"-----BEGIN [A-Z0-9 ]*(PRIVATE KEY|CERTIFICATE REQUEST)-----")
+
+
+def copied_credential(name: str, value: str) -> bool:
+    """A literal env value copied from the replaced initContainers is called a credential by its name
+    (``*PASSWORD*``, ``*TOKEN*``, ``*SECRET*``, ``*_KEY``, ...) or its shape (a URL or DSN with a password in it, a
+    PEM private key), never because a step reads it: a prefix path, a port, a host name or a log level is none. A
+    password that is a reference (``postgres://app:$(DB_PASSWORD)@db``) is not in the value."""
+    from prefect_init.spec.credentials import CREDENTIAL_NAME, is_literal_credential
+
+    if CREDENTIAL_NAME.search(name):
+        return True
+    return bool(_PEM.search(value)) or is_literal_credential(_REFERENCES.sub("", value))
 
 
 def path_warnings_into(spec: Spec, options: RenderOptions, changes: Changes) -> list[str]:
