@@ -255,7 +255,15 @@ def probe(step: Step, ctx: RunContext) -> Any:
     root = os.geteuid() == 0
 
     def check(entry: DirEntry | FileEntry, is_dir: bool) -> None:
-        path = ctx.resolve(entry.path)
+        path = _target(ctx, entry.path)
+        try:  # a link run would refuse, on the way or at the path
+            with opened_dir(path.parent) as held:
+                refuse_link(held, path.name or ".", path)
+        except StepFailed as exc:
+            problems.append(str(exc))
+            return
+        except OSError:
+            pass  # a directory missing on the way: said below
         if not path.exists():
             parent = next((p for p in path.parents if p.exists()), Path("/"))
             if os.access(parent, os.W_OK) or ctx.produced_by_ancestor(path):  # type: ignore[attr-defined]

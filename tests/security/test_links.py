@@ -310,3 +310,27 @@ def test_a_template_directory_reached_through_a_link_on_a_read_only_mount_is_rea
     assert (tmp_path / "out" / "a.conf").read_text() == "x=1\n"
     assert steps["writable"]["error"].startswith(f"template cm-source/sub/x.j2: {volume / 'sub'} is a symbolic "
                                                  "link (to ..data/sub)"), steps["writable"]
+
+
+def test_check_online_names_the_link_run_would_refuse(tmp_path: Path) -> None:
+    volume, shadow = _volume(tmp_path), _shadow(tmp_path)
+    (volume / "app.log").symlink_to(shadow)
+    (volume / "conf").symlink_to(tmp_path / "etc")
+    spec = write_spec(tmp_path, """
+        version: 1
+        name: links
+        steps:
+          - name: at
+            files: {files: [{path: vol/app.log, mode: "0666"}]}
+          - name: on-the-way
+            files: {dirs: [{path: vol/conf/new/x}]}
+          - name: fine
+            files: {dirs: [{path: vol/real, mode: "0755"}]}
+    """)
+    result = run_cli("check", str(spec), "--online", timeout=60)
+    assert result.code == 1, result.output
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+    assert "fine" in lines and "problem" not in lines["fine"], result.stdout  # positive control
+    assert f"{volume / 'app.log'} is a symbolic link (to {shadow})" in lines["at"], result.stdout
+    assert f"{volume / 'conf'} is a symbolic link (to {tmp_path / 'etc'})" in lines["on-the-way"], result.stdout
+    assert _mode(shadow) == 0o640 and not (tmp_path / "etc" / "new").exists()
