@@ -30,6 +30,13 @@ install_packages() {
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
+  # Docker Compose itself (Debian's docker-compose, 1.29) for tests/pods/test_compose.py, against podman's Docker
+  # API; without its recommends (Docker's own daemon is not wanted here)
+  if ! dpkg-query -W -f='${Status}' docker-compose 2>/dev/null | grep -q 'install ok installed'; then
+    log "installing docker-compose"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
+  fi
 }
 
 # apt_uri SUITE: first enabled "deb" URI of this machine's apt sources serving SUITE

@@ -1,10 +1,14 @@
-"""render compose --into, run by podman-compose: PostgreSQL and an app; the init service waits for the database,
+"""render compose --into, run by Docker Compose itself (Debian's docker-compose) against podman's Docker API
+(``podman system service``, ``DOCKER_HOST``): PostgreSQL and an app; the init service waits for the database,
 migrates it, prepares the app's volume and exits 0, and only then does the app start and see the files. With a
-failing step, the app never starts."""
+failing step, the app never starts: its container is never started (state, not a time window). podman-compose
+1.6 with podman 4.3 starts a dependant before its ``service_completed_successfully`` dependency has started, so
+it is not what these tests run."""
 
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import time
 import uuid
@@ -54,9 +58,9 @@ volumes:
   appdata: {{}}
 """
 
-podman_compose = shutil.which("podman-compose") or str(Path(__file__).resolve().parents[2] / ".venv" / "bin"
-                                                       / "podman-compose")
-needs_compose = pytest.mark.skipif(not Path(podman_compose).exists(), reason="podman-compose is not installed")
+docker_compose = shutil.which("docker-compose")
+needs_compose = pytest.mark.skipif(docker_compose is None,
+                                   reason="docker-compose is not installed (tests/pods/setup.sh installs Debian's)")
 
 
 @pytest.fixture(scope="module")
@@ -67,50 +71,84 @@ def postgres_image(images: Images) -> Iterator[str]:
         yield tag
 
 
-def _podman_compose_version() -> tuple[int, ...]:
-    out = subprocess.run([podman_compose, "--version"], capture_output=True, text=True, env=podman_env()).stdout
-    words = [w for line in out.splitlines() if line.startswith("podman-compose version") for w in line.split()]
-    return tuple(int(n) for n in words[-1].split(".")[:3]) if words else (0,)
-
-
-def compose(directory: Path, project: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([podman_compose, "-p", project, "-f", "compose.rendered.yaml", *args], cwd=directory,
-                          env=podman_env(), capture_output=True, text=True, timeout=timeout)
-
-
-def state(project: str, service: str) -> str:
-    """``created 0``, ``running 0``, ``exited 1``: the service's container (podman-compose names it
-    ``PROJECT_SERVICE_1``), or ``""`` while there is none."""
-    out = podman("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", f"{project}_{service}_1",
-                 check=False)
-    return out.stdout.strip() if out.returncode == 0 else ""
-
-
-def run_project(directory: Path, project: str, init: str) -> tuple[str, str, str, str]:
-    """``up -d``, wait until the app or the init service has finished, and take (init's state, its log, the
-    app's state, its log); the project goes down with its volumes."""
+@pytest.fixture(scope="module")
+def docker_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """podman's Docker API (``podman system service``, the tests' containers.conf) on a socket of this module's
+    own, for Docker Compose; stopped afterwards. Ready when ``/_ping`` answers (bounded)."""
+    sock = tmp_path_factory.mktemp("docker") / "podman.sock"
+    service = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{sock}"], env=podman_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        up = compose(directory, project, "up", "-d")
-        deadline = time.monotonic() + 240
-        while True:
-            init_state, app_state = state(project, init), state(project, "app")
-            if app_state.startswith("exited") or (init_state.startswith("exited") and not init_state.endswith(" 0")):
-                break
-            assert time.monotonic() < deadline, (init_state, app_state, up.stdout[-2000:], up.stderr[-2000:])
-            time.sleep(1)
-        time.sleep(2)  # an app that would (wrongly) start after a failed init: give it the time to show
-        init_state, app_state = state(project, init), state(project, "app")
-        logs = {s: podman("logs", f"{project}_{s}_1", check=False) for s in (init, "app")}
-        return (init_state, logs[init].stdout + logs[init].stderr, app_state,
-                logs["app"].stdout + logs["app"].stderr)
+        deadline = time.monotonic() + 60
+        while not _ping(sock):
+            assert service.poll() is None, service.stderr.read().decode()[-2000:] if service.stderr else ""
+            assert time.monotonic() < deadline, "podman system service did not answer /_ping within 60 s"
+            time.sleep(0.2)
+        yield f"unix://{sock}"
     finally:
-        compose(directory, project, "down", "-v", timeout=120)
+        service.terminate()
+        try:
+            service.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            service.kill()
+            service.wait(timeout=30)
+
+
+def _ping(sock: Path) -> bool:
+    if not sock.exists():
+        return False
+    with socket.socket(socket.AF_UNIX) as conn:
+        conn.settimeout(5)
+        try:
+            conn.connect(str(sock))
+            conn.sendall(b"GET /_ping HTTP/1.0\r\nHost: d\r\n\r\n")
+            return b"OK" in conn.recv(4096)
+        except OSError:
+            return False
+
+
+def compose(directory: Path, project: str, docker_host: str, *args: str,
+            timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(docker_compose), "-p", project, "-f", "compose.rendered.yaml", *args], cwd=directory,
+                          env={**podman_env(), "DOCKER_HOST": docker_host}, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def inspect(project: str, service: str) -> dict[str, str] | None:
+    """The state of the service's container (Docker Compose 1.x names it ``PROJECT_SERVICE_1``): ``Status``
+    (created, running, exited), ``ExitCode``, ``StartedAt``; None when there is no such container."""
+    out = podman("inspect", "--format", "{{.State.Status}}|{{.State.ExitCode}}|{{.State.StartedAt}}",
+                 f"{project}_{service}_1", check=False)
+    if out.returncode != 0:
+        return None
+    status, code, started = out.stdout.strip().split("|", 2)
+    return {"Status": status, "ExitCode": code, "StartedAt": started}
+
+
+def logs(project: str, service: str) -> str:
+    out = podman("logs", f"{project}_{service}_1", check=False)
+    return out.stdout + out.stderr
+
+
+def run_project(directory: Path, project: str, init: str, docker_host: str) -> tuple[
+        subprocess.CompletedProcess[str], dict[str, str] | None, str, dict[str, str] | None, str]:
+    """``up -d`` (Docker Compose waits there for the init service to complete, and stops when it fails), then
+    wait for the app's container to exit when it was started (``podman wait``, bounded); (up's result, init's
+    state, its log, the app's state, its log). The project goes down with its volumes."""
+    try:
+        up = compose(directory, project, docker_host, "up", "-d")
+        app = inspect(project, "app")
+        if app is not None and app["Status"] != "created":
+            podman("wait", f"{project}_app_1", timeout=240)
+        return up, inspect(project, init), logs(project, init), inspect(project, "app"), logs(project, "app")
+    finally:
+        compose(directory, project, docker_host, "down", "-v", timeout=120)
 
 
 @needs_compose
 @pytest.mark.parametrize("broken", [False, True])
 def test_the_init_service_migrates_and_the_app_starts_only_after_it(
-        images: Images, postgres_image: str, tmp_path: Path, broken: bool) -> None:
+        images: Images, postgres_image: str, docker_host: str, tmp_path: Path, broken: bool) -> None:
     (tmp_path / "migrations").mkdir()
     (tmp_path / "migrations" / "V1__items.sql").write_text(
         "CREATE TABLE items (id int PRIMARY KEY, name text);\nINSERT INTO items VALUES (1, 'first');\n")
@@ -123,20 +161,23 @@ def test_the_init_service_migrates_and_the_app_starts_only_after_it(
     assert rendered.code == 0, rendered.stderr
     assert "db: the spec reaches it" in rendered.stderr
     (tmp_path / "compose.rendered.yaml").write_text(rendered.stdout)
-    init_state, init_log, app_state, app_log = run_project(tmp_path, f"pi{uuid.uuid4().hex[:6]}", "shop-init")
+    project = f"pi{uuid.uuid4().hex[:6]}"
+    up, init, init_log, app, app_log = run_project(tmp_path, project, "shop-init", docker_host)
+    assert init is not None, (up.stdout[-2000:], up.stderr[-2000:])
     if broken:
-        assert init_state == "exited 1", (init_state, init_log[-3000:])
+        assert up.returncode != 0, up.stderr[-2000:]  # Docker Compose says the dependency failed
+        assert (init["Status"], init["ExitCode"]) == ("exited", "1"), (init, init_log[-3000:])
         assert "V2__broken.sql" in init_log, init_log[-3000:]
-        started = app_state.startswith("exited") or "APP-DONE" in app_log
-        if started and _podman_compose_version() <= (1, 6, 0):
-            pytest.xfail("podman-compose 1.6.0 (the newest release here) takes service_completed_successfully for "
-                         "'stopped' and starts the app after a failed init service too (containers/podman-compose "
-                         "issue 1330, fixed by pull request 1481 after 1.6.0); Docker Compose does not start it")
-        assert not started, (app_state, app_log)
+        # the app was never started: no container, or one created and never run (a zero StartedAt)
+        assert app is None or (app["Status"] == "created" and app["StartedAt"].startswith("0001-01-01")), \
+            (app, app_log)
+        assert "APP-DONE" not in app_log
         return
-    assert init_state == "exited 0", (init_state, init_log[-3000:])
+    assert up.returncode == 0, up.stderr[-3000:]
+    assert (init["Status"], init["ExitCode"]) == ("exited", "0"), (init, init_log[-3000:])
     assert "V1__items.sql" in init_log or "applied" in init_log, init_log[-3000:]
+    assert app is not None and app["Status"] == "exited", (app, app_log)
     lines = app_log.splitlines()
-    assert "APP-DONE" in lines, (app_state, app_log)
+    assert "APP-DONE" in lines, (app, app_log)
     assert {"SEEN /data/uploads 770 1000:1000", "SEEN /data/ready 644 0:0", "READY migrated", "WRITE-OK"} <= \
         set(lines), lines
