@@ -202,3 +202,34 @@ def test_keep_init_keeps_the_images_user(tmp_path: Path, context: dict[str, Any]
     pod = load_stream(result.stdout)[-1]["spec"]["template"]["spec"]
     ours, theirs = pod["initContainers"]
     assert ours["securityContext"]["runAsUser"] == 10001 and theirs["securityContext"] == context
+
+
+def test_kustomize_gives_the_same_user_capabilities_and_joined_volume(tmp_path: Path) -> None:
+    """kustomize shares render --into's changes: the patch built by kubectl gives the same pod."""
+    import shutil
+    import subprocess
+
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed here")
+    volumes = [{"name": "setup", "configMap": {"name": "setup-scripts"}},
+               {"name": "seed", "configMap": {"name": "seed-scripts"}}]
+    inits = [init("setup", "sh /tmp/scripts/setup.sh", {"capabilities": {"add": ["NET_ADMIN"]}},
+                  mounts=[{"name": "setup", "mountPath": "/tmp/scripts"}]),
+             init("seed", "sh /tmp/scripts/seed.sh", mounts=[{"name": "seed", "mountPath": "/tmp/scripts"}])]
+    container, pod, _, _ = render(tmp_path, inits, {"runAsUser": 999}, volumes=volumes)
+    directory = tmp_path / "k"
+    directory.mkdir()
+    (directory / "db.yaml").write_text((tmp_path / "db.yaml").read_text())
+    written = run_cli("render", "kustomize", str(tmp_path / "init.yaml"), "--image", IMAGE, "--into",
+                      str(directory / "db.yaml"), "-o", str(directory))
+    assert written.code == 0, written.stderr
+    assert "must allow 'privileged' (above 'baseline': NET_ADMIN from setup)" in written.stderr
+    built = subprocess.run(["kubectl", "kustomize", str(directory)], capture_output=True, text=True, timeout=120)
+    assert built.returncode == 0, built.stderr
+    workload_doc = next(d for d in load_stream(built.stdout) if d["kind"] == "StatefulSet")
+    built_pod = workload_doc["spec"]["template"]["spec"]
+    ours, = (c for c in built_pod["initContainers"] if c["name"] == "prefect-init")
+    assert ours["securityContext"] == container["securityContext"]
+    assert container["securityContext"]["runAsUser"] == 999
+    assert "NET_ADMIN" in container["securityContext"]["capabilities"]["add"]
+    assert {v["name"]: v for v in built_pod["volumes"]} == {v["name"]: v for v in pod["volumes"]}
