@@ -134,6 +134,29 @@ def test_a_step_left_behind_falls_silent(tmp_path: Path) -> None:
     assert lines[-1].startswith("prefect-init: chatty: step spin (spin) failed"), lines[-5:]
 
 
+def test_a_command_gets_its_kill_grace_before_the_engine_steps_in(tmp_path: Path) -> None:
+    """A command that ignores SIGTERM, ``timeout: 1s``, ``kill_grace: 3s``: the command's own deadline kills
+    its process group (SIGKILL after 3 s, past the engine's bare 2 s), so the error is the command's own and no
+    process is left running: the engine waits the step's kill grace too."""
+    pidfile = tmp_path / "child.pid"
+    spec = write_spec(tmp_path, f"""
+        version: 1
+        name: stubborn
+        status_file: status.json
+        steps:
+          - name: stubborn
+            timeout: 1s
+            kill_grace: 3s
+            command: [sh, -c, "trap '' TERM; sleep 120 & echo $! > {pidfile}; wait; wait"]
+    """)
+    result = run_cli("run", str(spec), timeout=30)
+    assert result.code == 1, result.output
+    error = _steps(tmp_path / "status.json")["stubborn"]["error"]
+    assert "still running at the deadline (1s); the process group was killed" in error, error
+    child = Path(f"/proc/{int(pidfile.read_text())}")
+    assert not child.exists() or (child / "stat").read_text().split()[2] == "Z", "the command's child still runs"
+
+
 @contextmanager
 def fifo(path: Path) -> Iterator[Path]:
     os.mkfifo(path)
