@@ -240,3 +240,17 @@ def test_a_holders_text_cannot_forge_a_log_line() -> None:
     assert text.startswith("ACCESS EXCLUSIVE lock on \"x?INFO  [migrate] applied 9 migrations\", held by pid 7 "
                            "(application_name 'report??INFO  [migrate] up to date")
     assert "a" * 100 not in text and text.endswith(", idle in transaction, transaction open 2.5s)")
+
+
+def test_statement_timeout_bounds_a_statement_and_is_not_retried(tmp_path: Path, pg: Any) -> None:
+    spec = _spec(tmp_path, {"database": pg.dsn, "statement_timeout": "1s",
+                            "dir": str(_write(tmp_path / "m", {"V1__slow.sql": "CREATE TABLE slow (id bigint);\n"
+                                                                                "SELECT pg_sleep(5);"}))})
+    started = time.monotonic()
+    result = run_cli("run", str(spec))
+    assert result.code == 1
+    assert time.monotonic() - started < 4.5
+    assert _error(spec).startswith("V1__slow.sql failed: canceling statement due to statement timeout "
+                                   "(rolled back whole; not recorded)"), _error(spec)
+    assert "attempt 2" not in result.stderr
+    assert _q(pg.dsn, "SELECT to_regclass('slow') IS NULL") == [(True,)]
