@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from prefect_init.importer.image import dockerfile_lines, split_programs
+from prefect_init.importer.image import APT_PACKAGES, STANDARD_DIRS, dockerfile_lines, image_programs, split_programs
 from prefect_init.importer.manifest import Container, ImportProblem, Workload, choose, kube_expand, workloads
 from prefect_init.importer.recognise import (
     CdPart,
@@ -53,7 +53,8 @@ from prefect_init.importer.variables import SENTINEL, Vars, Workspace, scrub, sc
 from prefect_init.render.dump import Dumper
 from prefect_init.render.provenance import PROVENANCE, parse_provenance
 
-__all__ = ["PROVENANCE", "SCHEMA_LINE", "ContainerResult", "ImportProblem", "Imported", "import_workload",
+__all__ = ["PROVENANCE", "SCHEMA_LINE", "ContainerResult", "ImportProblem", "Imported", "NothingToImport",
+           "import_workload",
            "parse_provenance"]
 
 Doc = dict[str, Any]
@@ -78,8 +79,8 @@ class ContainerResult:
     name: str
     image: str
     outcome: str
-    """``typed`` (typed steps only), ``split`` (typed steps and command steps cut from the script) or
-    ``command`` (the whole script as one command step)."""
+    """``typed`` (typed steps only), ``split`` (typed steps and command steps cut from the script),
+    ``command`` (the whole script as one command step) or ``kept`` (no step: only its own image can run it)."""
     steps: list[str] = field(default_factory=list)
     why: str | None = None
     """Why (part of) it stayed a command."""
@@ -205,6 +206,35 @@ def _changes_environment(node: Any) -> bool:
     return False
 
 
+def _may_fail(items: list[Item], parts: list[Part | None], errexits: list[bool]) -> str | None:
+    """Why a script whose typed parts may fail without failing it must stay whole, or None. A typed step fails
+    where ``chmod X || true``, ``chmod X; true`` or ``set +e; chmod X`` went on, and a files step creates what
+    the script's chmod or chown did not: no typed step is equivalent."""
+    for index, (item, part) in enumerate(zip(items, parts, strict=True)):
+        if item.separator == "||" or (index and items[index - 1].separator == "||"):
+            return "'||' lets a command fail without failing the script ('|| true'): a typed step would fail there"
+        if isinstance(item.node, Simple) and [w.text for w in item.node.words[:2]] == ["set", "+e"]:
+            return "'set +e' lets its commands fail: a typed step would fail there"
+        last = index == len(items) - 1
+        if (last and index and not errexits[index] and isinstance(part, NoisePart) and isinstance(item.node, Simple)
+                and [w.text for w in item.node.words] in (["true"], [":"])):
+            return "'; true' at its end makes it succeed whatever failed before: a typed step would fail there"
+    return None
+
+
+_KERNEL_CAPABILITIES = frozenset({"NET_ADMIN", "NET_RAW", "SYS_ADMIN", "SYS_MODULE", "SYS_PTRACE", "SYS_RESOURCE",
+                                  "SYS_TIME", "SYS_RAWIO", "SYS_BOOT", "BPF", "PERFMON", "MKNOD", "ALL"})
+"""Capabilities that change the node or its network: a container that adds one is kept as it is."""
+
+
+class NothingToImport(ImportProblem):
+    """Every initContainer is kept: only its own image can run it (``containers`` says why, each)."""
+
+    def __init__(self, message: str, containers: list[ContainerResult]) -> None:
+        super().__init__(message)
+        self.containers = containers
+
+
 # -- one container ------------------------------------------------------------------------------------------------
 
 class _Container:
@@ -237,8 +267,49 @@ class _Container:
         return [program, *args], (f"args without command run the image's entrypoint, taken here to be "
                                   f"{program!r} (the image's name): check it")
 
-    def convert(self) -> None:
+    def own_image(self, argv: list[str], caveat: str | None) -> str | None:
+        """Why only the container's own image can run it (it is kept as it is), or None. Said from what the
+        manifest shows: privileges, no command, args only, a program or a file of that image."""
+        security = self.c.security
+        added = (security.get("capabilities") or {}).get("add") or [] if isinstance(security, dict) else []
+        powers = sorted({str(c).upper().removeprefix("CAP_") for c in added} & _KERNEL_CAPABILITIES)
+        if isinstance(security, dict) and security.get("privileged") is True:
+            return ("kept: privileged (privileged: true): it changes the node (kernel settings, devices, network), "
+                    "which the init image does not do")
+        if powers:
+            return f"kept: it needs {', '.join(powers)} (network or kernel changes), which the init image does not do"
+        if not argv:
+            return (f"kept: runs the entrypoint of its own image ({self.c.image or 'no image'}): nothing to run "
+                    "elsewhere")
+        if not self.c.command and caveat is not None:
+            return (f"kept: runs its own image's entrypoint ({self.c.image or 'no image'}) with args only: the init "
+                    "image has not that entrypoint")
+        have = image_programs()
+        if argv[0].rsplit("/", 1)[-1] == "cp":
+            copied = next((a for a in argv[1:] if a.startswith(STANDARD_DIRS)
+                           and a.rsplit("/", 1)[-1] not in have and a.rsplit("/", 1)[-1] not in APT_PACKAGES), None)
+            if copied is not None:
+                return f"kept: copies {copied} out of its own image ({self.c.image}), which the init image lacks"
+        programs = [p for d in self.drafts if d.kind == "command" for p in d.programs]
+        for program in programs:
+            name = program.rsplit("/", 1)[-1] if program.startswith(STANDARD_DIRS) else program
+            if "/" in name or "$" in name or name in BUILTINS or name in SHELLS:
+                continue
+            if name not in have and APT_PACKAGES.get(name) is None:  # no Debian package has it
+                return f"kept: runs {name} from its own image ({self.c.image})"
+        return None
+
+    def convert(self, replace_all: bool = False) -> None:
         argv, caveat = self._argv()
+        snapshot = (copy.deepcopy(self.space.needed), list(self.space.defaults))
+        self._convert(argv, caveat)
+        why = None if replace_all or self.result.outcome == "typed" else self.own_image(argv, caveat)
+        if why is not None:
+            self.space.needed, self.space.defaults = snapshot
+            self.drafts = []
+            self.result.outcome, self.result.why = "kept", why
+
+    def _convert(self, argv: list[str], caveat: str | None) -> None:
         if not argv:
             self._placeholder(caveat or "")
             return
@@ -317,6 +388,8 @@ class _Container:
                 parts.append(part)
             self._vault_logins(parts, parsed.items, script)
         kinds = ["C" if p is None else "N" if isinstance(p, NoisePart | CdPart) else "T" for p in parts]
+        if whole_why is None and "T" in kinds:
+            whole_why = _may_fail(parsed.items, parts, errexits)
         if whole_why is None and ("C" in kinds or "T" not in kinds):
             whole_why = self._split_refused(parsed.items, parts, kinds, errexits, script)
         if whole_why is not None:
@@ -419,7 +492,10 @@ class _Container:
                     last.body["wait"] += part.targets
                     last.comments += comments
                     continue
-                self.drafts.append(Draft("wait", {"wait": part.targets}, [self.c.name], [*origin, *comments]))
+                wait_body: dict[str, Any] = {"wait": part.targets}
+                if part.timeout:
+                    wait_body["timeout"] = part.timeout
+                self.drafts.append(Draft("wait", wait_body, [self.c.name], [*origin, *comments]))
             elif isinstance(part, FilesPart):
                 if last is not None and last.kind == "files" and last.origins == [self.c.name]:
                     last.body["ops"] += part.ops
@@ -691,9 +767,15 @@ def _conflicts(workload: Workload) -> list[str]:
     return conflicts
 
 
-def import_workload(text: str, workload: str | None = None, source: str = "the manifest") -> Imported:
+def import_workload(text: str, workload: str | None = None, source: str = "the manifest",
+                    replace_all: bool = False) -> Imported:
     """The spec for one workload's initContainers (see the module's docstring). Raises :class:`ImportProblem`
-    (one line) for a bad manifest or choice."""
+    (one line) for a bad manifest or choice, :class:`NothingToImport` when every initContainer is kept.
+
+    A container only its own image can run (privileged or with kernel capabilities, no command, args only, a
+    program or a file of that image) is kept as it is: no step, and the provenance line names only the
+    containers the spec replaces, so ``render --into`` leaves the others in their place. ``replace_all`` turns
+    each into a step all the same (the old behaviour)."""
     chosen = choose(workloads(text, source), workload, source)
     promoted: set[str] = set()
     while True:  # again while a literal of the env turns out to be a credential (Workspace.promoted)
@@ -702,7 +784,7 @@ def import_workload(text: str, workload: str | None = None, source: str = "the m
         converters = []
         for container in chosen.init_containers:
             converter = _Container(container, space)
-            converter.convert()
+            converter.convert(replace_all)
             converters.append(converter)
         if space.promoted <= promoted:
             break
@@ -733,8 +815,18 @@ def import_workload(text: str, workload: str | None = None, source: str = "the m
             if words not in env_from_words:
                 env_from_words.append(words)
 
-    header = [PROVENANCE.format(kind=chosen.kind, name=chosen.name,
-                                containers=", ".join(c.name for c in chosen.init_containers))]
+    kept = [c.result for c in converters if c.result.outcome == "kept"]
+    replaced = [c.c.name for c in converters if c.result.outcome != "kept"]
+    if not replaced:
+        raise NothingToImport(f"{chosen.ref}: nothing to import: every initContainer is kept as it is ("
+                              + "; ".join(f"{r.name}: {r.why}" for r in kept)
+                              + "); --replace-all makes steps of them all the same",
+                              [c.result for c in converters])
+    header = [PROVENANCE.format(kind=chosen.kind, name=chosen.name, containers=", ".join(replaced))]
+    if kept:
+        header.append("Kept as they are (render --into leaves them in their place, before the prefect-init "
+                      "container): " + "; ".join(f"{r.name} ({r.why.removeprefix('kept: ') if r.why else ''})"
+                                                  for r in kept))
     conflicts = _conflicts(chosen)
     needs = _needs_lines(space, chosen, env_from_words)
     if conflicts:
@@ -766,7 +858,9 @@ def import_workload(text: str, workload: str | None = None, source: str = "the m
     for converter in converters:
         result = converter.result
         kinds = [d.kind for d in drafts if result.name in d.origins]
-        if result.outcome == "typed":
+        if result.outcome == "kept":
+            notes.append(f'initContainer "{result.name}" ({result.image}): {result.why}')
+        elif result.outcome == "typed":
             notes.append(f'initContainer "{result.name}" ({result.image}): typed steps: '
                          f"{', '.join(f'{n} ({k})' for n, k in zip(result.steps, kinds, strict=False))}")
         else:
@@ -784,7 +878,7 @@ def import_workload(text: str, workload: str | None = None, source: str = "the m
         notes.append(f"the command steps run files of the original images or volumes: {', '.join(path_programs)}")
 
     imported = Imported(spec_text=spec_text, notes=notes, workload=(chosen.kind, chosen.name),
-                        init_containers=[c.name for c in chosen.init_containers], missing_programs=missing,
+                        init_containers=replaced, missing_programs=missing,
                         containers=[c.result for c in converters], dockerfile=dockerfile)
     _check(imported, space)
     return imported

@@ -29,6 +29,8 @@ class Container:
     env_from: list[Doc] = field(default_factory=list)
     working_dir: str | None = None
     mounts: list[Doc] = field(default_factory=list)
+    security: Doc = field(default_factory=dict)
+    """Its ``securityContext`` (privileged, capabilities, user)."""
 
 
 @dataclass
@@ -168,7 +170,8 @@ def _container(raw: Any, where: str, path: str) -> Container:
                      args=_strings(raw.get("args"), f"{here}: args"), env=_env(raw.get("env"), f"{at}.env"),
                      env_from=_env_from(raw.get("envFrom"), f"{at}.envFrom"),
                      working_dir=_text(raw.get("workingDir"), f"{at}.workingDir"),
-                     mounts=_mounts(raw.get("volumeMounts"), f"{at}.volumeMounts"))
+                     mounts=_mounts(raw.get("volumeMounts"), f"{at}.volumeMounts"),
+                     security=_mapping(raw.get("securityContext"), f"{at}.securityContext") or {})
 
 
 def _documents(text: str, source: str) -> list[Doc]:

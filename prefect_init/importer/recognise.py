@@ -29,6 +29,8 @@ class Fragment:
 @dataclass
 class WaitPart(Fragment):
     targets: list[dict[str, Any]]
+    timeout: str | None = None
+    """The script's own deadline (``dockerize -timeout 120s``), the step's timeout."""
 
 
 @dataclass
@@ -383,8 +385,29 @@ def _http(program: str, args: list[str], state: State, comments: list[str]) -> d
     headers = _headers(header_values, state)
     if url is None or headers is None:
         return None
+    database = _database_port(url)
+    if database is not None:
+        host_port, name = database
+        comments.append(f"{program} polled {name}'s port: it only proved the port answers ({name} does not speak "
+                        "HTTP, an http wait would never succeed): a tcp wait")
+        return {"tcp": host_port}
     target: dict[str, Any] = {"http": _url_password(url, state, "HTTP_PASSWORD")}
     return target if _https_options(target, headers, insecure, ca_cert, state) else None
+
+
+DATABASE_PORTS = {"3306": "MySQL", "5432": "PostgreSQL", "6379": "Redis", "27017": "MongoDB", "9042": "Cassandra",
+                  "5672": "RabbitMQ", "9092": "Kafka", "2181": "ZooKeeper", "11211": "memcached", "1433": "SQL Server",
+                  "1521": "Oracle", "26257": "CockroachDB", "7687": "Neo4j (bolt)", "4222": "NATS",
+                  "6650": "Pulsar"}
+"""Ports of services that do not answer HTTP: a URL on one of them is a tcp wait, never http."""
+
+
+def _database_port(url: str) -> tuple[str, str] | None:
+    """(``host:port``, the service) of an http URL whose port is a known database's, or None."""
+    match = re.match(r"^https?://(?:[^/@]*@)?(?P<host>\[[^\]]+\]|[^/:?#]+):(?P<port>\d+)(?:[/?#]|$)", url)
+    if match is None or match["port"] not in DATABASE_PORTS:
+        return None
+    return f"{match['host']}:{match['port']}", DATABASE_PORTS[match["port"]]
 
 
 def _https_options(body: dict[str, Any], headers: dict[str, Any] | None, insecure: bool, ca_cert: str | None,
@@ -563,6 +586,8 @@ def wait_loop(loop: Loop, state: State) -> WaitPart | None:
             return None  # `while ! a && ! b` waits for either: no target says that
     if any(item.separator not in (None, "&&") for item in checks):
         return None
+    if len(checks) > 1 and not forever:  # `until printf "." && nc -z HOST PORT`: the printf only prints
+        checks = [item for item in checks if not _quiet(item.node, state)] or checks
     targets = []
     for item in checks:
         found = check(item.node, state, comments)
@@ -969,9 +994,41 @@ def recognise(item: Item, state: State) -> Part | None:
         return _git(args, state)
     if program == "vault":
         return _vault(node, args, redirect, state)
+    if program == "dockerize" and redirect is None:
+        return _dockerize(args)
     if redirect is None:
         return _migrate(values, state)
     return None
+
+
+def _dockerize(args: list[str]) -> WaitPart | None:
+    """``dockerize -wait tcp://HOST:PORT [-wait ...] [-timeout 120s] [-wait-retry-interval 5s]`` with no command
+    after it: a tcp wait on each, the timeout the step's. Anything else (an http, file or unix wait, a command to
+    run, another option) is no wait step."""
+    targets: list[dict[str, Any]] = []
+    timeout: str | None = "10s"  # dockerize's own default
+    rest = list(args)
+    while rest:
+        flag = rest.pop(0).lstrip("-")
+        if flag in ("wait", "timeout", "wait-retry-interval") and not rest:
+            return None
+        if flag == "wait":
+            match = re.match(r"^tcp://(?P<host>[^:/]+):(?P<port>\d+|\$\{[A-Za-z_][A-Za-z0-9_]*\})$", rest.pop(0))
+            target = _host_port(match["host"], match["port"]) if match else None
+            if target is None:
+                return None
+            targets.append({"tcp": target})
+        elif flag == "timeout":
+            timeout = rest.pop(0)
+            if not re.fullmatch(r"\d+(ms|s|m|h)", timeout):
+                return None
+        elif flag == "wait-retry-interval":
+            rest.pop(0)
+        else:
+            return None
+    if not targets:
+        return None
+    return WaitPart(targets, timeout=timeout, comments=[f"dockerize waited at most {timeout}: the step's timeout"])
 
 
 def describe_unrecognised(node: Node, script: str) -> str:

@@ -268,7 +268,7 @@ def programs(script: str) -> tuple[list[str], bool]:
                     for program in _program_of(words):
                         if program not in found:
                             found.append(program)
-        return found, True
+        return [p for p in found if _PROGRAM.match(p)], True
     for chunk in re.split(r"\n|;|&&|\|\||\||\$\(|`|\bthen\b|\bdo\b|\belse\b", script):
         words = re.findall(r"[^\s'\"()]+", chunk.split("#", 1)[0])
         words = [w for w in words if w not in _RESERVED and not re.match(r"[A-Za-z_][A-Za-z0-9_]*=", w)]
@@ -276,7 +276,11 @@ def programs(script: str) -> tuple[list[str], bool]:
             for program in _program_of(words):
                 if program not in found:
                     found.append(program)
-    return found, False
+    return [p for p in found if _PROGRAM.match(p) and p not in BUILTINS], False
+
+
+_PROGRAM = re.compile(r"^(?!\d+$)[A-Za-z0-9_./+-]+$")
+"""A word that can name a program: not a number (``$((100 + $i))`` read roughly gives ``100``), no ``$``."""
 
 
 def quote_state(script: str, index: int) -> str:

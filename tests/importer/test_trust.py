@@ -1,0 +1,90 @@
+"""Import you can trust (issue 32): each class of defect found on import_world/, on a workload of its own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from prefect_init.importer import NothingToImport, import_workload
+from prefect_init.importer.shell import programs
+
+
+def _workload(*containers: dict[str, object], security: dict[str, object] | None = None) -> str:
+    pod: dict[str, object] = {"initContainers": list(containers), "containers": [{"name": "app", "image": "app:1"}]}
+    if security:
+        pod["securityContext"] = security
+    return yaml.safe_dump({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                           "spec": {"template": {"spec": pod}}}, sort_keys=False)
+
+
+def _sh(name: str, script: str, image: str = "busybox:1.36", **extra: object) -> dict[str, object]:
+    return {"name": name, "image": image, "command": ["sh", "-c", script], **extra}
+
+
+def _steps(text: str) -> list[dict[str, Any]]:
+    return yaml.safe_load(import_workload(text).spec_text)["steps"]
+
+
+@pytest.mark.parametrize("script", ["chmod -R 700 /data/pgdata || true", "mkdir -p /a && chmod 700 /a || true",
+                                    "chmod 700 /data/x || :", "set +e\nchown 999 /data/x", "chmod 700 /data/x; true"])
+def test_a_script_that_may_fail_is_kept_whole_never_a_typed_step(script: str) -> None:
+    steps = _steps(_workload(_sh("perms", script)))
+    assert [list(s)[1] for s in steps] == ["command"], steps
+    assert steps[0]["command"][-1] == script
+
+
+@pytest.mark.parametrize(("url", "target"), [("http://db:3306", "db:3306"), ("http://cache:6379/", "cache:6379"),
+                                             ("mongo:27017", "mongo:27017")])
+def test_curl_on_a_database_port_is_a_tcp_wait(url: str, target: str) -> None:
+    steps = _steps(_workload(_sh("wait", f"until curl --max-time 10 {url}; do sleep 5; done")))
+    assert steps[0]["wait"] == [{"tcp": target}], steps
+
+
+def test_curl_on_an_http_port_stays_an_http_wait() -> None:
+    steps = _steps(_workload(_sh("wait", "until curl -f http://api:8080/health; do sleep 5; done")))
+    assert steps[0]["wait"] == [{"http": "http://api:8080/health"}], steps
+
+
+def test_printf_before_nc_in_the_condition_is_only_output() -> None:
+    steps = _steps(_workload(_sh("wait", 'until printf "." && nc -z -w 2 db 5432; do sleep 2; done')))
+    assert steps[0]["wait"] == [{"tcp": "db:5432"}], steps
+
+
+def test_dockerize_waits_become_one_tcp_wait_with_its_timeout() -> None:
+    steps = _steps(_workload(_sh("wait", 'dockerize -wait "tcp://db:5432" -wait tcp://redis:6379 -timeout 120s')))
+    assert steps[0]["wait"] == [{"tcp": "db:5432"}, {"tcp": "redis:6379"}] and steps[0]["timeout"] == "120s"
+    with pytest.raises(NothingToImport, match="runs dockerize from its own image"):  # a command after the waits
+        import_workload(_workload(_sh("wait", "dockerize -wait tcp://db:5432 -timeout 120s ./run.sh")))
+
+
+@pytest.mark.parametrize(("container", "why"), [
+    ({"name": "plugin", "image": "velero/velero-plugin-for-aws:v1.8.0"}, "runs the entrypoint of its own image"),
+    ({"name": "init", "image": "cr.l5d.io/linkerd/proxy-init:v2", "args": ["--incoming-proxy-port", "4143"]},
+     "with args only"),
+    ({"name": "copy", "image": "quay.io/argoproj/argocd:v2.9.0",
+      "command": ["/bin/cp", "-n", "/usr/local/bin/argocd", "/var/run/argocd/argocd-cmp-server"]}, "copies"),
+    ({"name": "schema", "image": "temporalio/admin-tools:1.22.0", "command": ["temporal-sql-tool", "create-database"]},
+     "runs temporal-sql-tool from its own image"),
+    (_sh("sysctl", "sysctl -w vm.max_map_count=262144", securityContext={"privileged": True}), "privileged"),
+    (_sh("fw", "iptables -A INPUT -j ACCEPT", securityContext={"capabilities": {"add": ["NET_ADMIN"]}}), "NET_ADMIN"),
+])
+def test_a_container_only_its_own_image_can_run_is_kept(container: dict[str, object], why: str) -> None:
+    text = _workload(container, _sh("wait", "until nc -z db 5432; do sleep 1; done"))
+    imported = import_workload(text)
+    kept = next(c for c in imported.containers if c.name == container["name"])
+    assert kept.outcome == "kept" and why in (kept.why or ""), kept
+    assert imported.spec_text.splitlines()[1].endswith("(initContainers: wait)")  # render --into keeps the other
+    assert [s["name"] for s in yaml.safe_load(imported.spec_text)["steps"]] == ["wait"]
+    assert any(line.endswith(kept.why or "") for line in imported.notes)
+    with pytest.raises(NothingToImport):
+        import_workload(_workload(container))
+    forced = import_workload(_workload(container), replace_all=True)
+    assert forced.containers[0].outcome != "kept"
+
+
+def test_arithmetic_numbers_and_variables_are_no_programs() -> None:
+    found, parsed = programs('[[ `hostname` =~ -([0-9]+)$ ]] || exit 1\necho server-id=$((100 + $ordinal)) > f\n'
+                             'cp /a /b\n')
+    assert "100" not in found and "cp" in found, (found, parsed)
