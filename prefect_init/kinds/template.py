@@ -190,7 +190,7 @@ class _Loader:
         except UnicodeDecodeError:
             raise StepFailed(f"template {self.label}: {template}: {path} is not UTF-8 text") from None
         self.filenames.add(str(path))
-        return text, str(path), lambda: False
+        return text, str(path), lambda: True  # one rendering: never loaded twice
 
 
 def _real(fd: int) -> str | None:
