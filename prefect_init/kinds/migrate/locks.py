@@ -56,8 +56,9 @@ class Holder:
     age: float | None  # seconds its transaction has been open
 
     def text(self) -> str:
+        state = shown(self.state) or "state not visible to this role (pg_read_all_stats shows it)"
         age = f", transaction open {self.age:.1f}s" if self.age is not None else ""
-        return f"pid {self.pid} (application_name '{shown(self.application_name)}', {shown(self.state)}{age})"
+        return f"pid {self.pid} (application_name '{shown(self.application_name)}', {state}{age})"
 
 
 @dataclass(frozen=True)

@@ -327,7 +327,7 @@ def _apply_with_retries(conn: Any, table: Any, migration: Migration, spec: Migra
             seen = watch.end()
         finally:
             watch.end()
-        what = seen.text() if seen else "a lock (its holder was gone before it could be looked up)"
+        what = seen.text() if seen else "a lock (its holder could not be looked up)"
         pause = pause_after(attempt)
         following = lock_timeout_for(attempt + 1, spec.lock_timeout)
         if ctx.remaining() <= pause + following + 0.2:  # no shortened (or unbounded) last attempt

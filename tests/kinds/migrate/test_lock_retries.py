@@ -17,6 +17,7 @@ import psycopg
 from prefect_init.kinds.migrate.locks import Holder, Wait, concurrent_index_name, lock_timeout_for, pause_after
 from tests.helpers import CLI, clean_env, run_cli, run_cli_reacting
 from tests.kinds.migrate.test_step import HISTORY, _error, _q, _spec, _write
+from tests.pg import PASSWORD
 
 LOCK_TIMEOUT = 1.0
 ALTER = {"V1__nickname.sql": "ALTER TABLE accounts ADD COLUMN nickname text;"}
@@ -254,3 +255,23 @@ def test_statement_timeout_bounds_a_statement_and_is_not_retried(tmp_path: Path,
                                    "(rolled back whole; not recorded)"), _error(spec)
     assert "attempt 2" not in result.stderr
     assert _q(pg.dsn, "SELECT to_regclass('slow') IS NULL") == [(True,)]
+
+
+def test_a_migrating_role_without_pg_read_all_stats_still_names_the_holder(tmp_path: Path, pg: Any) -> None:
+    _accounts(pg.dsn)
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        conn.execute("CREATE ROLE app LOGIN PASSWORD 'app-pw-5150'")
+        conn.execute("ALTER TABLE accounts OWNER TO app")
+        conn.execute("GRANT ALL ON SCHEMA public TO app")
+    dsn = pg.dsn.replace(f"postgres:{PASSWORD}@", "app:app-pw-5150@")
+    spec = _lock_spec(tmp_path, dsn, ALTER)
+    blocker = Blocker(pg.dsn)  # another role's session: its state and query are hidden from app
+    try:
+        result = run_cli_reacting("run", str(spec), on={"attempt 2: waited": blocker.release}, timeout=120)
+    finally:
+        blocker.close()
+    assert blocker.why == "event"
+    assert result.code == 0, result.stderr[-2000:]
+    assert ("held by pid " in result.stderr and "(application_name 'nightly-report', state not visible to this role"
+            in result.stderr)
+    assert _q(pg.dsn, f"SELECT script FROM {HISTORY}") == [("V1__nickname.sql",)]
