@@ -4,8 +4,9 @@ Every log line, error message, status file and artifact goes through :func:`reda
 the secrets they read (file contents, Vault values, tokens, header values) with :func:`register_secret`
 *before* anything can log them. Passwords in URLs and DSNs (``scheme://user:password@host``, libpq
 ``password=...``) are masked by pattern whether or not they were registered, and so are a token written as an
-HTTP(S) URL's user (``https://TOKEN@host``) and a query string's credential (``?access_token=...``,
-``&X-Amz-Signature=...``: a parameter named like a token, key, signature, password or secret).
+HTTP(S) URL's user (``https://TOKEN@host``), a query string's credential (``?access_token=...``,
+``&X-Amz-Signature=...``: a parameter named like a token, key, signature, password or secret) and what a YAML
+error echoes of the document (a tag, a tag handle, an alias).
 
 A registered value is masked in every form it takes on its way to a log line: as it is, escaped in a JSON or a
 Python string (``a\\"b``), quoted for a shell (``'it'\\''s'``) or SQL (``'it''s'``), URL-encoded (``a%20b``,
@@ -38,6 +39,9 @@ _QUERY_SECRET = re.compile(r"(?P<pre>[?&;][\w.-]*(?:token|key|sig|signature|pass
                            r"(?P<value>[^&#;\s'\"<>]+)", re.IGNORECASE)
 """A query string's parameter named like a credential: ``access_token``, ``private_token``, ``api_key``,
 ``apikey``, ``key``, ``sig``, ``X-Amz-Signature``, ``X-Amz-Security-Token``, ``client_secret``, ``password``."""
+_YAML_ECHO = re.compile(r"(?P<pre>(?:for the tag|undefined tag handle|undefined alias) ')(?P<value>[^'\n]*)(?=')")
+"""What PyYAML's errors echo of a document (``could not determine a constructor for the tag '!...'``): a secrets
+file's text, before any of its values could be registered (the parse failed)."""
 ENVIRONMENT_SECRETS = ("VAULT_TOKEN", "PREFECT_API_KEY", "PREFECT_API_AUTH_STRING")
 """Variables whose values are secrets wherever they come from: registered at the command line's start."""
 
@@ -105,6 +109,7 @@ class Redactor:
         text = _URL_PASSWORD.sub(lambda m: f"{m['pre']}{MASK}{m['post']}", text)
         text = _URL_USER.sub(lambda m: f"{m['pre']}{MASK}{m['post']}", text)
         text = _QUERY_SECRET.sub(lambda m: f"{m['pre']}{MASK}", text)
+        text = _YAML_ECHO.sub(lambda m: f"{m['pre']}{MASK}", text)
         return _KV_PASSWORD.sub(lambda m: f"{m['pre']}{MASK}", text)
 
 

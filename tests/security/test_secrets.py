@@ -226,3 +226,23 @@ def test_a_flow_run_by_a_worker_masks_the_environments_keys(prefect_server: Any,
     assert f"flow token {MASK}" in messages, messages  # the positive control
     for text_ in (messages, proc.stdout, proc.stderr):
         assert VAULT_TOKEN not in text_
+
+
+def test_what_a_yaml_error_echoes_of_a_secrets_file_is_masked(tmp_path: Path) -> None:
+    """A secrets file that is not valid YAML is not parsed, so none of its values is registered; PyYAML's error
+    quotes a tag of it: the template step's error carries the tag masked."""
+    secrets = tmp_path / "app.yaml"
+    secrets.write_text("db_password: !s3cret-tag-canary-5b1 x\nother: ok\n")
+    spec = write_spec(tmp_path, json.dumps({"version": 1, "name": "yaml-echo", "status_file": "status.json",
+                                            "steps": [
+        {"name": "render", "template": {"inline": "{{ app.db_password }}", "dest": str(tmp_path / "out.txt"),
+                                        "files": {"app": str(secrets)}}}]}))
+    term = tmp_path / "termination-log"
+    term.write_text("")
+    result = run_cli("run", str(spec), env=clean_env(PREFECT_INIT_TERMINATION_LOG=str(term)))
+    assert result.code == 1, result.output
+    status = (tmp_path / "status.json").read_text()
+    for text in (result.stderr, status):
+        assert f"constructor for the tag '{MASK}'" in text, text  # the positive control: the error, masked
+        assert "s3cret-tag-canary-5b1" not in text
+    assert "s3cret-tag-canary-5b1" not in term.read_text()
