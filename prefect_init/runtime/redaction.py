@@ -39,6 +39,9 @@ _QUERY_SECRET = re.compile(r"(?P<pre>[?&;][\w.-]*(?:token|key|sig|signature|pass
                            r"(?P<value>[^&#;\s'\"<>]+)", re.IGNORECASE)
 """A query string's parameter named like a credential: ``access_token``, ``private_token``, ``api_key``,
 ``apikey``, ``key``, ``sig``, ``X-Amz-Signature``, ``X-Amz-Security-Token``, ``client_secret``, ``password``."""
+_SQL_PASSWORD = re.compile(r"(?P<pre>\b(?:ENCRYPTED\s+)?PASSWORD\s+)'(?:[^'\n]|'')*'", re.IGNORECASE)
+"""A SQL statement's literal password (``CREATE ROLE app LOGIN PASSWORD 'pw'``), as ``psql -e``, a migration
+tool or PostgreSQL's own error context echoes it."""
 _YAML_ECHO = re.compile(r"(?P<pre>(?:for the tag|undefined tag handle|undefined alias) ')(?P<value>[^'\n]*)(?=')")
 """What PyYAML's errors echo of a document (``could not determine a constructor for the tag '!...'``): a secrets
 file's text, before any of its values could be registered (the parse failed)."""
@@ -110,6 +113,7 @@ class Redactor:
         text = _URL_USER.sub(lambda m: f"{m['pre']}{MASK}{m['post']}", text)
         text = _QUERY_SECRET.sub(lambda m: f"{m['pre']}{MASK}", text)
         text = _YAML_ECHO.sub(lambda m: f"{m['pre']}{MASK}", text)
+        text = _SQL_PASSWORD.sub(lambda m: f"{m['pre']}'{MASK}'", text)
         return _KV_PASSWORD.sub(lambda m: f"{m['pre']}{MASK}", text)
 
 

@@ -70,6 +70,12 @@ def test_query_string_credentials_are_masked_by_name(name: str) -> None:
     assert redact(f"https://host/?{name}=q-canary-4e8") == f"https://host/?{name}={MASK}"
 
 
+def test_a_sql_statements_literal_password_is_masked_unregistered() -> None:
+    assert redact("CREATE ROLE app LOGIN PASSWORD 'sql-canary''5c1';") == f"CREATE ROLE app LOGIN PASSWORD '{MASK}';"
+    assert redact("alter role app with encrypted password 'x y'") == f"alter role app with encrypted password '{MASK}'"
+    assert redact("a PASSWORD column") == "a PASSWORD column"
+
+
 def test_query_strings_without_credentials_are_kept() -> None:
     text = "https://host/search?q=monkeyish&page=2&keyword=x&tokens_used=3"
     assert redact(text) == text
@@ -179,7 +185,8 @@ def test_a_file_secret_echoed_as_a_database_or_a_validator_would_is_masked(tmp_p
     secret.write_text(value)
     echoes = tmp_path / "echoes"
     sql = value.replace("'", "''")
-    echoes.write_text(f"ERROR: syntax error at or near 'ALTER ROLE app PASSWORD '{sql}''\n"
+    echoes.write_text(f"LINE 1: INSERT INTO settings VALUES ('{sql}', 1, 2)\n"
+                      f"CONTEXT: ALTER ROLE app PASSWORD 'literal''-canary-5c2'\n"
                       f"schema: {value!r} is not of type 'integer'\n"
                       f"json: {json.dumps({'password': value})}\n")
     spec = write_spec(tmp_path, json.dumps({"version": 1, "name": "echoes", "status_file": "status.json", "steps": [
@@ -188,9 +195,10 @@ def test_a_file_secret_echoed_as_a_database_or_a_validator_would_is_masked(tmp_p
     result = run_cli("run", str(spec))
     assert result.code == 1, result.output
     status = (tmp_path / "status.json").read_text()
-    for marker in ("PASSWORD '****'", "schema: '****'", 'json: {"password": "****"}'):
+    for marker in ("VALUES ('****', 1, 2)", "CONTEXT: ALTER ROLE app PASSWORD '****'", "schema: '****'",
+                   'json: {"password": "****"}'):
         assert marker in result.stderr, (marker, result.stderr)
-    forms = [value, value.replace("'", "''"), repr(value)[1:-1], json.dumps(value)[1:-1], "4f1"]
+    forms = [value, value.replace("'", "''"), repr(value)[1:-1], json.dumps(value)[1:-1], "4f1", "-canary-5c2"]
     for text in (result.stderr, status):
         for form in forms:
             assert form not in text, form
