@@ -43,6 +43,7 @@ from prefect_init.spec.durations import format_duration
 from prefect_init.spec.model import Policy, Spec, StepBase
 from prefect_init.spec.plan import build_plan
 from prefect_init.spec.registry import kind_module
+from prefect_init.words import plural
 
 
 def run_attempt(step: StepBase, ctx: RunContext) -> str:
@@ -149,7 +150,8 @@ class LocalExecutor:
                 if not final and isinstance(exc, RetryableError) and exc.retry_after:
                     delay = max(delay, exc.retry_after)  # the server asked for at least this (Retry-After)
                 if not final and time.monotonic() + delay >= deadline:
-                    error = f"{error} (deadline {format_duration(policy.timeout)} reached after {attempt} attempts)"
+                    error = (f"{error} (deadline {format_duration(policy.timeout)} reached after "
+                             f"{plural(attempt, 'attempt')})")
                     final = True
                 if final:
                     return StepOutcome(step.name, step.kind, FAILED, attempt, time.monotonic() - started, error)
@@ -196,9 +198,11 @@ def with_outputs(spec: Spec, name: str, results: dict[str, StepOutcome]) -> Step
     try:
         return type(step).model_validate(filled)
     except ValidationError as exc:  # never the input: it may hold other values of the step
+        from prefect_init.spec.load import error_words
+
         first = exc.errors(include_input=False, include_url=False)[0]
         where = ".".join(str(part) for part in first["loc"])
-        raise StepFailed(f"step {name!r}: with its outputs read in, {where}: {first['msg']}") from None
+        raise StepFailed(f"step {name!r}: with its outputs read in, {where}: {error_words(first)}") from None
 
 
 def run_spec_with(spec: Spec, executor: Executor, reporter: Reporter, cancel: threading.Event,

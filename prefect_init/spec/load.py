@@ -41,7 +41,7 @@ _PYDANTIC_TYPES = frozenset(get_args(ErrorType))
 """pydantic's own error types; any other is a custom error raised by a model with its message in words."""
 
 
-def _words(err: Any) -> str:
+def error_words(err: Any) -> str:
     """A validation error as the person reading the spec says it: never pydantic's own text."""
     kind, ctx = err["type"], err.get("ctx") or {}
     given = err.get("input")
@@ -134,7 +134,7 @@ def _pydantic_problems(exc: ValidationError, prefix: tuple[str | int, ...], sour
         # drop pydantic's internal parts: validator names and union tags (``<tcp>``)
         loc = tuple(part for part in err["loc"] if not (isinstance(part, str) and (
             part.startswith("function-") or (part.startswith("<") and part.endswith(">")))))
-        words = _words(err)
+        words = error_words(err)
         if err["type"] == "extra_forbidden" and loc:
             guess = _did_you_mean(loc[-1], _keys_at(model, tuple(err["loc"][:-1])))
             words = f"unknown key{guess}" if guess else words

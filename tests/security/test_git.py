@@ -76,6 +76,7 @@ def test_a_ref_from_an_output_is_a_final_error(tmp_path: Path, origin: Path) -> 
     assert not marker.exists(), "the ref ran a command"
     assert code == 1 and attempts <= 1, stderr  # final: refused as the outputs are read in, never retried
     assert "starts with '-'" in error and "never an option" in error
+    assert "Value error" not in error, error  # our validator's words, not pydantic's prefix
 
 
 def _ctx(tmp_path: Path) -> RunContext:
