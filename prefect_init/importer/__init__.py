@@ -753,6 +753,17 @@ def _needs_lines(space: Workspace, workload: Workload, env_from: list[str]) -> l
     return lines
 
 
+def _first_definers(workload: Workload) -> dict[str, str]:
+    """The variables two initContainers define differently -> the first container that defines it."""
+    conflicts = set(_conflicts(workload))
+    first: dict[str, str] = {}
+    for container in workload.init_containers:
+        for entry in container.env:
+            if entry["name"] in conflicts:
+                first.setdefault(entry["name"], container.name)
+    return first
+
+
 def _conflicts(workload: Workload) -> list[str]:
     """The variables two initContainers define differently."""
     first: dict[str, Doc] = {}
@@ -780,7 +791,7 @@ def import_workload(text: str, workload: str | None = None, source: str = "the m
     promoted: set[str] = set()
     while True:  # again while a literal of the env turns out to be a credential (Workspace.promoted)
         space = Workspace(chosen.ref, names={e["name"] for c in chosen.init_containers for e in c.env},
-                          promoted=set(promoted))
+                          promoted=set(promoted), own=_first_definers(chosen))
         converters = []
         for container in chosen.init_containers:
             converter = _Container(container, space)
@@ -830,8 +841,8 @@ def import_workload(text: str, workload: str | None = None, source: str = "the m
     conflicts = _conflicts(chosen)
     needs = _needs_lines(space, chosen, env_from_words)
     if conflicts:
-        needs.append(f"Defined differently by two initContainers: {', '.join(conflicts)}: the prefect-init container "
-                     "has one environment, so check which value the steps need")
+        needs.append(f"Defined differently by two initContainers: {', '.join(conflicts)}: each step reads its own "
+                     "container's value (the others' under a name of their own, CONTAINER_NAME, listed above)")
     header += needs
     if missing:
         header.append(f"Command steps run in the init image, which lacks: {', '.join(missing)} (prefect-init import "

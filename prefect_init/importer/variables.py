@@ -76,6 +76,11 @@ class Workspace:
     """Every variable an initContainer of the workload defines: a credential moved out of a script gets a name
     none of them has (the prefect-init container has one environment for all)."""
 
+    own: dict[str, str] = field(default_factory=dict)
+    """Variables two initContainers define differently -> the first container that defines it. The others'
+    steps read their own value under a name of their own (:meth:`Vars.ref`), so each step sees exactly what its
+    container saw (the prefect-init container has one environment)."""
+
     def need(self, name: str, why: str, credential: bool = False) -> None:
         if name not in self.needed:
             self.needed[name] = Needed(name, why, credential)
@@ -159,8 +164,39 @@ class Vars:
 
     # -- references ---------------------------------------------------------------------------------------------
 
+    def own_name(self, name: str) -> str:
+        """The spec's name for ``name`` as this container defines it: ``name`` itself, or, when another
+        initContainer defined it first and differently, ``CONTAINER_NAME`` (its own)."""
+        first = self.space.own.get(name)
+        if first is None or first == self.container.name or name not in self.vars:
+            return name
+        prefix = re.sub(r"[^A-Z0-9]+", "_", self.container.name.upper()).strip("_") or "INIT"
+        return f"{prefix}_{name}"
+
     def ref(self, name: str, default: str | None = None) -> str:
-        """The spec's reference to a variable the container's script reads."""
+        """The spec's reference to a variable the container's script reads (under this container's own name for
+        it when two initContainers define it differently: :meth:`own_name`)."""
+        own = self.own_name(name)
+        if own == name:
+            return self._ref(name, default)
+        needed, defaults = set(self.space.needed), list(self.space.defaults)
+        out = self._ref(name, default)
+        if out.startswith("${" + name):
+            out = "${" + own + out[len(name) + 2:]
+        if name in self.space.needed and name not in needed:
+            self.space.needed.pop(name)
+        var = self.vars[name]
+        if var.origin != "literal" or out == "${" + own + "}":
+            why = var.source if var.origin != "literal" else "a literal in the manifest that is no default here"
+            self.space.need(own, f'initContainer "{self.container.name}"\'s own {name} (another initContainer '
+                                 f"defines it differently): {why}", var.origin == "credential")
+        if name in self.space.defaults and name not in defaults:
+            self.space.defaults.remove(name)
+        if out.startswith("${" + own + ":-") and own not in self.space.defaults:
+            self.space.defaults.append(own)
+        return out
+
+    def _ref(self, name: str, default: str | None = None) -> str:
         where = f'initContainer "{self.container.name}"'
         var = self.vars.get(name)
         if default is not None and (var is None or var.origin != "literal"):

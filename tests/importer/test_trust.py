@@ -88,3 +88,22 @@ def test_arithmetic_numbers_and_variables_are_no_programs() -> None:
     found, parsed = programs('[[ `hostname` =~ -([0-9]+)$ ]] || exit 1\necho server-id=$((100 + $ordinal)) > f\n'
                              'cp /a /b\n')
     assert "100" not in found and "cp" in found, (found, parsed)
+
+
+def test_two_containers_defining_a_variable_differently_each_keep_their_own() -> None:
+    def store(name: str, database: str, secret: str, host: str) -> dict[str, object]:
+        return _sh(name, "until nc -z $DB_HOST 5432; do sleep 1; done\npsql -d $SQL_DATABASE -c 'select 1'",
+                   env=[{"name": "SQL_DATABASE", "value": database}, {"name": "DB_HOST", "value": host},
+                        {"name": "SQL_PASSWORD", "valueFrom": {"secretKeyRef": {"name": secret, "key": "password"}}}])
+
+    imported = import_workload(_workload(store("default-store", "temporal", "default-pw", "db-a"),
+                                         store("visibility-store", "temporal_visibility", "visibility-pw", "db-b")))
+    steps = {s["name"]: s for s in yaml.safe_load(imported.spec_text)["steps"]}
+    envs = [s["env"] for s in steps.values() if "command" in s]
+    assert [e["SQL_DATABASE"] for e in envs] == ["${SQL_DATABASE:-temporal}",
+                                                  "${VISIBILITY_STORE_SQL_DATABASE:-temporal_visibility}"]
+    assert [e["SQL_PASSWORD"] for e in envs] == ["${SQL_PASSWORD}", "${VISIBILITY_STORE_SQL_PASSWORD}"]
+    waits = [t for s in steps.values() if "wait" in s for t in s["wait"]]
+    assert waits == [{"tcp": "${DB_HOST:-db-a}:5432"}, {"tcp": "${VISIBILITY_STORE_DB_HOST:-db-b}:5432"}], waits
+    assert any("VISIBILITY_STORE_SQL_PASSWORD: initContainer \"visibility-store\"'s own SQL_PASSWORD" in line
+               and "Secret visibility-pw (key password)" in line for line in imported.notes), imported.notes
