@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +179,19 @@ def test_an_automation_on_a_failed_task_run_fires_for_a_mirrored_failed_step(
     while not triggered():
         assert time.monotonic() < deadline, "the automation on prefect.task-run.Failed never fired"
         time.sleep(0.5)
-    time.sleep(2)  # a second firing (flaky's failed attempt, never's skip) would have come by now
-    fired = triggered()
+    # no timer: a sentinel event that fires the automation, sent after the run's own; the triggers service reads
+    # events in order, so once the sentinel's firing is seen, any firing of flaky's failed attempt or never's
+    # skip would have come before it
+    sentinel = f"prefect.task-run.{uuid.uuid4()}"
+    sent = httpx.post(f"{prefect_server.api_url}/events", timeout=30, json=[{
+        "id": str(uuid.uuid4()), "occurred": datetime.now(UTC).isoformat(), "event": "prefect.task-run.Failed",
+        "resource": {"prefect.resource.id": sentinel},
+        "related": [{"prefect.resource.id": f"prefect.tag.spec:{name}", "prefect.resource.role": "tag"}],
+        "payload": {}}])
+    assert sent.status_code in (200, 201, 204), sent.text
+    while sentinel not in json.dumps(triggered()):
+        assert time.monotonic() < deadline + 30, "the sentinel event never fired the automation"
+        time.sleep(0.5)
+    fired = [f for f in triggered() if sentinel not in json.dumps(f)]
     assert len(fired) == 1, fired
     assert f"prefect.task-run.{broken['id']}" in json.dumps(fired[0]["payload"])
