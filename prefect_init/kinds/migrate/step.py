@@ -618,17 +618,31 @@ def lint(step: Step, ctx: RunContext, all_files: bool = False) -> tuple[list[lin
     """``prefect-init check``: squawk's findings in the pending files (every file with ``all_files``, or when the
     database does not answer: pending needs the history), and a note saying which files were linted. Read only."""
     spec = step.migrate
+    if isinstance(spec, dict):  # a stand-in (check --unset-ok): the step as written, some variables not set here
+        directory = spec.get("dir")
+        if not isinstance(directory, str) or "${" in directory:
+            return [], "not linted: no dir, or one from a variable not set here"
+        versioned, repeatable = load_dir(ctx.resolve(directory))
+        files = [*versioned, *repeatable]
+        return (lint_.lint(files, timeout=max(1.0, min(30.0, ctx.remaining()))),
+                f"all {len(files)} files (the database is not set here, so pending is unknown)")
     if spec.dir is None:
         return [], "a migration command: no SQL files to lint"
     versioned, repeatable = load_dir(ctx.resolve(spec.dir))
     files = [*versioned, *repeatable]
     note = f"all {len(files)} files"
     version = None
-    if not all_files:
+    if "${" in spec.database and not all_files:  # check --unset-ok: a variable not set here
+        note += " (the database is not set here, so pending is unknown)"
+    elif not all_files:
+        import psycopg
+
         try:
             conn = _connect(spec.database, ctx)
         except RetryableError as exc:
             note += f" (the database did not answer, so pending is unknown: {exc})"
+        except psycopg.Error:
+            note += " (the database URL is not one PostgreSQL reads, so pending is unknown)"
         else:
             try:
                 version = _pg_version(conn)

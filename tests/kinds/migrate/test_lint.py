@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 
 from prefect_init.kinds.migrate.lint import squawk_binary
-from tests.helpers import run_cli
+from tests.helpers import clean_env, run_cli
 from tests.kinds.migrate.test_step import HISTORY, _error, _q, _spec, _write
 
 BASE = {"V1__accounts.sql": "CREATE TABLE accounts (id bigint PRIMARY KEY, name text, code varchar(20));"}
@@ -174,3 +174,29 @@ def test_the_servers_version_reaches_squawk(tmp_path: Path, pg: Any) -> None:
         version = _pg_version(conn)
     assert version is not None and int(version.split(".")[0]) >= 11
     assert lint(files, pg_version=version) == []
+
+
+def test_check_unset_ok_lints_every_file_when_the_database_is_not_set_here(tmp_path: Path) -> None:
+    directory = _write(tmp_path / "m", {**BASE, "V2__index.sql": INDEX, "V3__type.sql":
+                                        "ALTER TABLE accounts ALTER COLUMN code TYPE varchar(40);"})
+    spec = _spec(tmp_path, {"database": "${DATABASE_URL}", "dir": str(directory)})
+    env = {k: v for k, v in clean_env().items() if k != "DATABASE_URL"}
+    result = run_cli("check", str(spec), "--unset-ok", "--strict", cwd=tmp_path, env=env)
+    assert result.code == 1, result.output
+    assert "all 3 files (the database is not set here, so pending is unknown)" in result.stdout
+    assert "m/V3__type.sql:1: changing-column-type: " in result.stdout
+    assert "DATABASE_URL: not set here" in result.stdout
+    # a value that only validates once its variable is set: the step is a stand-in, its dir still linted
+    stand_in = _spec(tmp_path, {"database": "${DATABASE_URL}", "dir": str(directory),
+                                "lock_timeout": "${LOCK_TIMEOUT}"}, name="stand-in.yaml")
+    result = run_cli("check", str(stand_in), "--unset-ok", "--strict", cwd=tmp_path, env=env)
+    assert result.code == 1, result.output
+    assert "all 3 files (the database is not set here, so pending is unknown)" in result.stdout
+    assert "m/V3__type.sql:1: changing-column-type: " in result.stdout
+
+
+def test_check_with_a_database_url_postgres_cannot_read_lints_every_file(tmp_path: Path) -> None:
+    directory = _write(tmp_path / "m", {**BASE, "V2__index.sql": INDEX})
+    result = run_cli("check", str(_spec(tmp_path, {"database": "not a url", "dir": str(directory)})), cwd=tmp_path)
+    assert result.code == 0, result.output
+    assert "all 2 files (the database URL is not one PostgreSQL reads, so pending is unknown)" in result.stdout
