@@ -83,9 +83,11 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def _setting(name: str) -> str | None:
+    """A setting's text; a key read from a file keeps its newline, which no HTTP header may hold: stripped."""
     from prefect_init.prefect_adapter.discovery import profile_setting
 
-    return os.environ.get(name) or profile_setting(name)
+    value = os.environ.get(name) or profile_setting(name)
+    return value.strip() if value else value
 
 
 def auth_headers() -> dict[str, str]:

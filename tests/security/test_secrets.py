@@ -254,3 +254,17 @@ def test_what_a_yaml_error_echoes_of_a_secrets_file_is_masked(tmp_path: Path) ->
         assert f"constructor for the tag '{MASK}'" in text, text  # the positive control: the error, masked
         assert "s3cret-tag-canary-5b1" not in text
     assert "s3cret-tag-canary-5b1" not in term.read_text()
+
+
+def test_an_api_key_with_its_newline_authenticates_the_pods_run(prefect_server: Any, tmp_path: Path) -> None:
+    """A key read from a file (a Secret's value) keeps its newline: the pod side's REST calls strip it, so the run
+    is mirrored (--require-api) rather than refused with "connection lost: LocalProtocolError"."""
+    import uuid
+
+    name = f"key-newline-{uuid.uuid4().hex[:8]}"
+    spec = write_spec(tmp_path, f"version: 1\nname: {name}\nsteps:\n  - name: a\n    command: [echo, hi]\n")
+    env = {**prefect_server.client_env(), "PREFECT_API_KEY": API_KEY + "\n"}
+    result = run_cli("run", str(spec), "--require-api", env=env)
+    assert result.code == 0, result.output
+    assert prefect_server.flow_run_named(name)["state_type"] == "COMPLETED"
+    assert API_KEY not in result.output
