@@ -59,8 +59,10 @@ __all__ = ["PROVENANCE", "SCHEMA_LINE", "ContainerResult", "ImportProblem", "Imp
 
 Doc = dict[str, Any]
 
-SCHEMA_LINE = "# yaml-language-server: $schema=prefect-init.schema.json"
-"""The editor's schema line (``prefect-init schema > prefect-init.schema.json`` beside the spec)."""
+SCHEMA_LINE = ("# editor completion: prefect-init schema > prefect-init.schema.json beside this spec, then see "
+               "prefect-init schema --help")
+"""How to get the editor's schema. Not the ``yaml-language-server`` modeline itself: it would name a file that is
+not there (import writes the spec, not the schema), and the editor would report the spec as broken."""
 LONG_TIMEOUT = "30m"
 """The timeout of a command or migration step: an initContainer has no time limit; a build or a migration may
 outlast the spec's default 5 minutes."""

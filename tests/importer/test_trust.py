@@ -107,3 +107,9 @@ def test_two_containers_defining_a_variable_differently_each_keep_their_own() ->
     assert waits == [{"tcp": "${DB_HOST:-db-a}:5432"}, {"tcp": "${VISIBILITY_STORE_DB_HOST:-db-b}:5432"}], waits
     assert any("VISIBILITY_STORE_SQL_PASSWORD: initContainer \"visibility-store\"'s own SQL_PASSWORD" in line
                and "Secret visibility-pw (key password)" in line for line in imported.notes), imported.notes
+
+
+def test_the_spec_names_no_schema_file_that_is_not_there() -> None:
+    text = import_workload(_workload(_sh("wait", "until nc -z db 5432; do sleep 1; done"))).spec_text
+    assert "$schema=" not in text  # the modeline would name a file import never wrote
+    assert text.splitlines()[0].startswith("# editor completion: prefect-init schema > prefect-init.schema.json")
