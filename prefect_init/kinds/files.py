@@ -38,6 +38,7 @@ from prefect_init.runtime.atomic import (
 )
 from prefect_init.runtime.context import RunContext
 from prefect_init.spec.model import Mode, Owner, StepBase, StrictModel
+from prefect_init.words import plural
 
 
 class DirEntry(StrictModel):
@@ -67,7 +68,7 @@ class Step(StepBase):
     files: FilesSpec
 
     def describe(self) -> str:
-        return f"files: {len(self.files.dirs)} dirs, {len(self.files.files)} files"
+        return f"files: {plural(len(self.files.dirs), 'dir')}, {plural(len(self.files.files), 'file')}"
 
 
 def resolve_owner(owner: str) -> tuple[int, int]:

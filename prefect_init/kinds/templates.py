@@ -9,6 +9,7 @@ from pydantic import Field
 from prefect_init.kinds.template import TemplateSpec, run_all
 from prefect_init.runtime.context import RunContext
 from prefect_init.spec.model import StepBase
+from prefect_init.words import plural
 
 
 class Step(StepBase):
@@ -16,7 +17,7 @@ class Step(StepBase):
     templates: list[TemplateSpec] = Field(min_length=1)
 
     def describe(self) -> str:
-        return f"templates: {len(self.templates)} files"
+        return f"templates: {plural(len(self.templates), 'file')}"
 
 
 def run(step: Step, ctx: RunContext) -> str:

@@ -81,6 +81,25 @@ def test_one_is_singular_everywhere_we_count(tmp_path: Path) -> None:
     assert "1 attempts" not in failed.stderr and "1 steps" not in failed.stderr
 
 
+def test_a_plan_counts_in_the_right_number(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, """
+        version: 1
+        name: counted
+        steps:
+          - name: one-file
+            files:
+              files: [{path: out/a, content: "a"}]
+          - name: one-template
+            templates:
+              - {source: t.j2, dest: out/t}
+    """)
+    (tmp_path / "t.j2").write_text("x")
+    result = run_cli("check", str(spec))
+    assert result.code == 0, result.stderr
+    assert "files: 0 dirs, 1 file " in result.stdout + " " and "templates: 1 file" in result.stdout, result.stdout
+    assert "1 files" not in result.stdout
+
+
 @pytest.mark.parametrize(("count", "word", "expected"), [
     (0, "step", "0 steps"), (1, "step", "1 step"), (2, "attempt", "2 attempts"), (1, "entry", "1 entry"),
     (3, "entry", "3 entries"), (2, "directory", "2 directories"),
