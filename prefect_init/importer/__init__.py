@@ -53,9 +53,8 @@ from prefect_init.importer.variables import SENTINEL, Vars, Workspace, scrub, sc
 from prefect_init.render.dump import Dumper
 from prefect_init.render.provenance import PROVENANCE, parse_provenance
 
-__all__ = ["PROVENANCE", "SCHEMA_LINE", "ContainerResult", "ImportProblem", "Imported", "NothingToImport",
-           "import_workload",
-           "parse_provenance"]
+__all__ = ["MAX_MANIFEST_BYTES", "PROVENANCE", "SCHEMA_LINE", "ContainerResult", "ImportProblem", "Imported",
+           "NothingToImport", "import_workload", "parse_provenance"]
 
 Doc = dict[str, Any]
 
@@ -63,6 +62,10 @@ SCHEMA_LINE = ("# editor completion: prefect-init schema > prefect-init.schema.j
                "prefect-init schema --help")
 """How to get the editor's schema. Not the ``yaml-language-server`` modeline itself: it would name a file that is
 not there (import writes the spec, not the schema), and the editor would report the spec as broken."""
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+"""The largest manifest import reads: 16 MiB (a big chart's ``helm template`` output, CRDs included, is a few
+MiB). Past it import refuses in words before parsing: reading YAML costs time and memory in proportion (16 MiB:
+6.5 s and 92 MB peak here, bench/bench_import.py), and a 50 MB stream held a laptop for half a minute."""
 LONG_TIMEOUT = "30m"
 """The timeout of a command or migration step: an initContainer has no time limit; a build or a migration may
 outlast the spec's default 5 minutes."""
@@ -789,6 +792,11 @@ def import_workload(text: str, workload: str | None = None, source: str = "the m
     program or a file of that image) is kept as it is: no step, and the provenance line names only the
     containers the spec replaces, so ``render --into`` leaves the others in their place. ``replace_all`` turns
     each into a step all the same (the old behaviour)."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_MANIFEST_BYTES:
+        raise ImportProblem(f"{source}: {size / 1048576:.1f} MiB, over the {MAX_MANIFEST_BYTES // 1048576} MiB import "
+                            "reads: give it the one workload (kubectl get deploy/NAME -o yaml, or helm template "
+                            "--show-only templates/FILE.yaml)")
     chosen = choose(workloads(text, source), workload, source)
     promoted: set[str] = set()
     while True:  # again while a literal of the env turns out to be a credential (Workspace.promoted)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from prefect_init.importer import NothingToImport, import_workload
+from prefect_init.importer import MAX_MANIFEST_BYTES, ImportProblem, NothingToImport, import_workload
 from prefect_init.importer.shell import programs
 
 
@@ -113,3 +113,12 @@ def test_the_spec_names_no_schema_file_that_is_not_there() -> None:
     text = import_workload(_workload(_sh("wait", "until nc -z db 5432; do sleep 1; done"))).spec_text
     assert "$schema=" not in text  # the modeline would name a file import never wrote
     assert text.splitlines()[0].startswith("# editor completion: prefect-init schema > prefect-init.schema.json")
+
+
+def test_a_manifest_over_the_limit_is_refused_in_words_before_it_is_parsed() -> None:
+    workload = _workload(_sh("wait", "until nc -z db 5432; do sleep 1; done"))
+    padding = "# " + "x" * 1000 + "\n"
+    text = padding * (MAX_MANIFEST_BYTES // len(padding) + 1) + workload
+    with pytest.raises(ImportProblem, match=r"MiB, over the 16 MiB import reads: give it the one workload"):
+        import_workload(text, source="big.yaml")
+    assert import_workload(text[-MAX_MANIFEST_BYTES:].split("\n", 1)[1]).containers[0].outcome == "typed"
