@@ -172,8 +172,9 @@ def _check_lint(loaded: Spec, all_files: bool, strict: bool) -> None:
     for step, findings, note in preflight.lint(loaded, all_files):
         counted = [f for f in findings if f.allowed is None]
         found += len(counted)
-        typer.echo(f"lint {step.name}: {note}: {len(counted)} finding(s), "
-                   f"{sum(f.blocking for f in counted)} blocking")
+        typer.echo(f"lint {step.name}: {note}" + ("" if note.startswith("not linted") else
+                                                   f": {len(counted)} finding(s), "
+                                                   f"{sum(f.blocking for f in counted)} blocking"))
         for finding in findings:
             shown = _shown_path(finding.path)
             if finding.allowed is not None:

@@ -200,3 +200,11 @@ def test_check_with_a_database_url_postgres_cannot_read_lints_every_file(tmp_pat
     result = run_cli("check", str(_spec(tmp_path, {"database": "not a url", "dir": str(directory)})), cwd=tmp_path)
     assert result.code == 0, result.output
     assert "all 2 files (the database URL is not one PostgreSQL reads, so pending is unknown)" in result.stdout
+
+
+def test_check_says_when_the_migrations_dir_is_not_here(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, {"database": "postgresql://nobody@127.0.0.1:1/none", "dir": str(tmp_path / "absent")})
+    result = run_cli("check", str(spec), "--strict")
+    assert result.code == 0, result.output
+    assert result.stdout.splitlines()[-1] == (f"lint migrate: not linted: migrations dir {tmp_path / 'absent'}: not a "
+                                              "directory (is the volume mounted?)")
