@@ -184,6 +184,8 @@ class Observer:
         """Why and since when the API has not taken a call (kept while calls are tried again)."""
         self.in_flight: list[_Call] = []
         self.gave_up = threading.Event()
+        self.closing = threading.Event()
+        """Set by :meth:`close`: what is still to send goes at once."""
         self._lock = threading.RLock()
         self.thread = threading.Thread(target=self._loop, name="prefect-observer", daemon=True)
 
@@ -441,18 +443,23 @@ class Observer:
                 if items:
                     groups.append(partial(self._send_batch, path, items))
             groups.append(partial(self._send_each, [call for call in calls if call.what == "artifact"]))
-            if len(calls) == len(batch):
-                for group in groups:
-                    group()
-                continue
-            # the run is over (close was called): what is left goes at once, one connection a group, so the pod
-            # waits for the slowest call rather than for all of them in turn
-            senders = [threading.Thread(target=group, daemon=True) for group in groups]
-            for sender in senders:
-                sender.start()
-            for sender in senders:
-                sender.join()
-            return
+            self._send_groups(groups)
+            if len(calls) < len(batch):  # close was called and all it left is sent (or given up)
+                return
+
+    def _send_groups(self, groups: list[Callable[[], object]]) -> None:
+        """The groups in order, each after the one before, until :meth:`close` is called: then those left go at
+        once, one connection a group, so the pod waits for the slowest call rather than for all of them in turn,
+        whether the thread took the run's last calls before close was called or after."""
+        senders = []
+        for group in groups:
+            sender = threading.Thread(target=group, name="prefect-observer-send", daemon=True)
+            sender.start()
+            senders.append(sender)
+            while sender.is_alive() and not self.closing.is_set():
+                sender.join(0.05)
+        for sender in senders:
+            sender.join()
 
     def _send(self, call: _Call) -> bool:
         """Make one call, and try it again with back-off while the API is away (no answer, refused, 5xx, 429),
@@ -520,6 +527,7 @@ class Observer:
     def close(self, budget: float) -> str | None:
         """Flush for at most ``budget`` seconds, calls made again included; then give up: no request is made
         after this returns. Return the one warning line if anything was not recorded."""
+        self.closing.set()
         self.queue.put(_STOP)
         if self.thread.is_alive():
             self.thread.join(timeout=budget)
@@ -543,6 +551,7 @@ class Observer:
                         break
                     if call is not _STOP:
                         self.dropped[call.what] += call.count
+                self.queue.put(_STOP)  # a thread that had not taken it yet ends when its calls are dropped
         else:
             self.rest.close()
         return self.warning()
