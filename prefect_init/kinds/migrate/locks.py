@@ -92,6 +92,7 @@ class LockWatch:
     waits are logged without the holder."""
 
     INTERVAL = 0.05
+    """Every 50 ms one cheap look (is it waiting for a lock?); pg_locks and pg_blocking_pids only when it is."""
 
     def __init__(self, connect: Any, pid: int) -> None:
         self.pid = pid
@@ -107,6 +108,10 @@ class LockWatch:
             self.thread.start()
 
     def _sample(self) -> Wait | None:
+        waiting = self.conn.execute("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s",
+                                    (self.pid,)).fetchone()
+        if not waiting or not waiting[0]:
+            return None
         rows = self.conn.execute(WAIT_QUERY, (self.pid,)).fetchall()
         if not rows:
             return None

@@ -275,3 +275,19 @@ def test_a_migrating_role_without_pg_read_all_stats_still_names_the_holder(tmp_p
     assert ("held by pid " in result.stderr and "(application_name 'nightly-report', state not visible to this role"
             in result.stderr)
     assert _q(pg.dsn, f"SELECT script FROM {HISTORY}") == [("V1__nickname.sql",)]
+
+
+def test_a_wait_later_in_a_file_names_its_holder_too(tmp_path: Path, pg: Any) -> None:
+    _accounts(pg.dsn)
+    spec = _lock_spec(tmp_path, pg.dsn, {"V1__late.sql": "SELECT pg_sleep(0.6);\n"
+                                                        "ALTER TABLE accounts ADD COLUMN late text;"})
+    blocker = Blocker(pg.dsn)
+    try:
+        result = run_cli_reacting("run", str(spec), on={"attempt 2: waited": blocker.release}, timeout=120)
+    finally:
+        blocker.close()
+    assert blocker.why == "event"
+    assert result.code == 0, result.stderr[-2000:]
+    first = next(line for line in result.stderr.splitlines() if "attempt 1: waited" in line)
+    assert "ACCESS EXCLUSIVE lock on accounts, held by pid " in first and "'nightly-report'" in first
+    assert _q(pg.dsn, f"SELECT script FROM {HISTORY}") == [("V1__late.sql",)]
