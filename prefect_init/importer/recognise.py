@@ -594,7 +594,13 @@ def wait_loop(loop: Loop, state: State) -> WaitPart | None:
         if found is None or found[1] != wanted:
             return None
         targets.append(found[0])
+    comments.append(UNBOUNDED)
     return WaitPart(targets, comments=comments)
+
+
+UNBOUNDED = ("the loop had no bound; the step waits at most its timeout (the spec's default, 5m, unless it sets "
+             "timeout:), then fails and Kubernetes restarts the pod as it restarted the initContainer")
+"""Said of a wait that replaced a loop without end: the deadline the script did not have."""
 
 
 # -- files --------------------------------------------------------------------------------------------------------

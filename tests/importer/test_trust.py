@@ -122,3 +122,10 @@ def test_a_manifest_over_the_limit_is_refused_in_words_before_it_is_parsed() -> 
     with pytest.raises(ImportProblem, match=r"MiB, over the 16 MiB import reads: give it the one workload"):
         import_workload(text, source="big.yaml")
     assert import_workload(text[-MAX_MANIFEST_BYTES:].split("\n", 1)[1]).containers[0].outcome == "typed"
+
+
+def test_a_wait_that_replaced_a_loop_without_end_says_the_deadline_that_replaced_it() -> None:
+    text = import_workload(_workload(_sh("wait", "until nc -z db 5432; do sleep 1; done"))).spec_text
+    assert "# the loop had no bound; the step waits at most its timeout (the spec's default, 5m" in text
+    bounded = import_workload(_workload(_sh("wait", "dockerize -wait tcp://db:5432 -timeout 90s"))).spec_text
+    assert "the loop had no bound" not in bounded and "timeout: 90s" in bounded
