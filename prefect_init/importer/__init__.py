@@ -758,6 +758,44 @@ def _needs_lines(space: Workspace, workload: Workload, env_from: list[str]) -> l
     return lines
 
 
+def _mounted_scripts(container: Container, workload: Workload) -> dict[str, tuple[str, str]]:
+    """The files a container mounts from a ConfigMap of the same stream: path -> (ConfigMap, text)."""
+    volumes = {v.get("name"): v for v in workload.volumes}
+    out: dict[str, tuple[str, str]] = {}
+    for mount in container.mounts:
+        source = (volumes.get(mount.get("name")) or {}).get("configMap") or {}
+        data = workload.config_maps.get(str(source.get("name"))) if isinstance(source, dict) else None
+        if not data:
+            continue
+        paths = {str(item.get("key")): str(item.get("path")) for item in source.get("items") or []
+                 if isinstance(item, dict)} or {key: key for key in data}
+        top = mount["mountPath"].rstrip("/")
+        for key, relative in paths.items():
+            if key not in data:
+                continue
+            if mount.get("subPath") is not None:
+                if mount["subPath"] == relative:
+                    out[top] = (str(source.get("name")), data[key])
+            else:
+                out[f"{top}/{relative}"] = (str(source.get("name")), data[key])
+    return out
+
+
+def _read_mounted_scripts(converter: _Container, workload: Workload) -> None:
+    """A script the container runs from a ConfigMap of the same stream is read: the programs it runs are the
+    command step's (the init image must have them: curl of a dashboards script), and its comment says so."""
+    ran = " ".join(converter.result.argv)
+    for path, (config_map, text) in _mounted_scripts(converter.c, workload).items():
+        if not re.search(rf"(?<![\w/.-]){re.escape(path)}(?![\w/.-])", ran):
+            continue
+        found = [p for p in script_programs(text)[0] if p not in BUILTINS]
+        for draft in converter.drafts:
+            if draft.kind == "command" and path in " ".join(map(str, draft.body.get("command", []))):
+                draft.programs += [p for p in found if p not in draft.programs]
+                draft.comments.append(f"runs {path} from ConfigMap {config_map} (in this stream), which runs: "
+                                      f"{', '.join(found) or 'no program'}")
+
+
 def _first_definers(workload: Workload) -> dict[str, str]:
     """The variables two initContainers define differently -> the first container that defines it."""
     conflicts = set(_conflicts(workload))
@@ -810,6 +848,8 @@ def import_workload(text: str, workload: str | None = None, source: str = "the m
         if space.promoted <= promoted:
             break
         promoted = space.promoted
+    for converter in converters:
+        _read_mounted_scripts(converter, chosen)
     drafts = _merge_waits([c.drafts for c in converters])
     _names(drafts)
     vars_by_container = {c.c.name: c.vars for c in converters}

@@ -41,6 +41,8 @@ class Workload:
     pod: Doc
     init_containers: list[Container]
     volumes: list[Doc]
+    config_maps: dict[str, dict[str, str]] = field(default_factory=dict)
+    """The ConfigMaps of the same stream (name -> data): a script an initContainer mounts from one is read."""
     sidecars: list[str] = field(default_factory=list)
     """initContainers with ``restartPolicy: Always`` (Kubernetes' native sidecars): they run beside the app for
     the pod's life, no init step; left out (``render --into`` leaves them too)."""
@@ -196,7 +198,8 @@ def workloads(text: str, source: str = "the manifest") -> list[Workload]:
     """Every workload of the stream (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, Pod), in order;
     other documents (Services, ConfigMaps, ...) are skipped."""
     out = []
-    for doc in _documents(text, source):
+    docs = _documents(text, source)
+    for doc in docs:
         kind, meta = doc.get("kind"), doc.get("metadata")
         if kind not in WORKLOAD_KINDS or not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
             continue
@@ -217,6 +220,11 @@ def workloads(text: str, source: str = "the manifest") -> list[Workload]:
             volumes.append({**volume, "name": str(volume["name"])})
         out.append(Workload(kind=kind, name=meta["name"], namespace=meta.get("namespace"), pod=pod,
                             init_containers=init, volumes=volumes, sidecars=[str(n) for n in sidecars]))
+    config_maps = {str(doc["metadata"]["name"]): {str(k): v for k, v in doc["data"].items() if isinstance(v, str)}
+                   for doc in docs if doc.get("kind") == "ConfigMap" and isinstance(doc.get("metadata"), dict)
+                   and isinstance(doc["metadata"].get("name"), str) and isinstance(doc.get("data"), dict)}
+    for workload in out:
+        workload.config_maps = config_maps
     return out
 
 

@@ -129,3 +129,21 @@ def test_a_wait_that_replaced_a_loop_without_end_says_the_deadline_that_replaced
     assert "# the loop had no bound; the step waits at most its timeout (the spec's default, 5m" in text
     bounded = import_workload(_workload(_sh("wait", "dockerize -wait tcp://db:5432 -timeout 90s"))).spec_text
     assert "the loop had no bound" not in bounded and "timeout: 90s" in bounded
+
+
+def test_a_script_mounted_from_a_config_map_of_the_stream_is_read_and_its_programs_named() -> None:
+    container = {"name": "dashboards", "image": "curlimages/curl:7.85.0", "command": ["/bin/sh"],
+                 "args": ["-c", "/bin/sh -x /etc/grafana/download.sh"],
+                 "volumeMounts": [{"name": "config", "mountPath": "/etc/grafana/download.sh",
+                                   "subPath": "download.sh"}]}
+    doc = yaml.safe_load(_workload(container))
+    doc["spec"]["template"]["spec"]["volumes"] = [{"name": "config", "configMap": {"name": "grafana"}}]
+    script = "#!/bin/sh\nset -euf\ncurl -skf https://example.invalid/d.json > /tmp/d.json\n"
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "grafana"},
+                  "data": {"download.sh": script}}
+    alone = import_workload(yaml.safe_dump(doc))
+    assert "curl" not in alone.missing_programs  # a positive control: without the ConfigMap nothing says curl
+    imported = import_workload(yaml.safe_dump_all([config_map, doc]))
+    assert "curl" in imported.missing_programs, imported.missing_programs
+    assert "# runs /etc/grafana/download.sh from ConfigMap grafana (in this stream), which runs: curl" in \
+        imported.spec_text
