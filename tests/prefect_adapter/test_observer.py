@@ -4,9 +4,11 @@ went unnoticed by the end-to-end outage tests), and its patience with a slow API
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 import time
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
@@ -17,6 +19,8 @@ from prefect_init.prefect_adapter.rest import ApiLost, PrefectRest
 from prefect_init.run.outcome import SUCCEEDED, RunOutcome, StepOutcome
 from prefect_init.spec.model import Policy
 from tests.httpservers import SilentServer, silent_server, slow_api
+from tests.httpservers import _api_server as api_server
+from tests.httpservers import _reply as reply
 
 POLICY = Policy(timeout=10, retries=0, retry_delay=1, max_retry_delay=1)
 FLOW_RUN = "00000000-0000-4000-8000-000000000001"
@@ -27,6 +31,17 @@ def observer(server: SilentServer, call_timeout: float) -> Observer:
     obs = Observer(rest, "safeguards", {}, flow_run_id=FLOW_RUN, heartbeat_seconds=None)
     obs.start({}, [])  # the flow run is given: only the thread starts, no call is made
     return obs
+
+
+def bounded_close(obs: Observer, budget: float) -> str | None:
+    """``obs.close(budget)`` on a thread of its own: a close that ignored its budget fails the test (after
+    budget + 5 s) instead of hanging it."""
+    result: list[str | None] = []
+    closing = threading.Thread(target=lambda: result.append(obs.close(budget=budget)), daemon=True)
+    closing.start()
+    closing.join(timeout=budget + 5)
+    assert result, f"close(budget={budget}) did not return within its budget + 5 s"
+    return result[0]
 
 
 def test_once_close_gives_up_nothing_more_is_sent() -> None:
@@ -40,11 +55,16 @@ def test_once_close_gives_up_nothing_more_is_sent() -> None:
         outcome.steps = [StepOutcome("only", "command", SUCCEEDED, attempts=1, duration_s=0.1)]
         obs.task_finished(outcome.steps[0])
         obs.finish(outcome)
-        warning = obs.close(budget=1.5)
+        warning = bounded_close(obs, budget=1.5)
         at_close = server.count()
-        time.sleep(1.5)  # time for three more tries, were the observer still trying
+        # no timer to wait out: once the observer's thread has ended, nothing can be sent any more; a thread that
+        # went on calling would never end (and fail here), one that ended sent all it ever will
+        obs.thread.join(timeout=5)
+        assert not obs.thread.is_alive(), "the observer's thread still runs after close gave up"
         after = server.count()
-    assert at_close >= 2, server.requests  # it tried again within the budget
+    lines = [bytes(r) for r in server.requests[:at_close]]
+    # it tried again within the budget: one request made twice (not just the event batch and the artifact)
+    assert max(lines.count(line) for line in lines) >= 2, lines
     assert after == at_close, server.requests[at_close:]
     assert warning is not None and "(no answer within 0.3 s)" in warning and "3 step states" in warning
 
@@ -82,7 +102,7 @@ def test_a_slow_api_is_waited_for_not_asked_again() -> None:
         outcome = RunOutcome("slow", started_at="2026-01-01T00:00:00Z")
         outcome.steps = [StepOutcome("only", "command", SUCCEEDED, attempts=1, duration_s=0.1)]
         obs.finish(outcome)
-        warning = obs.close(budget=CLOSE_BUDGET)
+        warning = bounded_close(obs, budget=CLOSE_BUDGET)
     assert warning is None, warning
     assert sorted(api.calls) == sorted(set(api.calls)) and len(api.calls) == 2, api.calls  # an event, the artifact
 
@@ -97,3 +117,31 @@ def test_creating_the_flow_run_keeps_to_the_start_budget() -> None:
             obs.start({}, [])
         took = time.monotonic() - started
     assert START_BUDGET - 0.5 < took < START_BUDGET + 0.5, took
+
+
+def test_heartbeats_keep_coming_while_the_run_lasts() -> None:
+    """A run that owns its flow run (``prefect-init run``, not a deployment's) beats for as long as it runs: the
+    zombie automation marks a run whose heartbeats stop as Crashed. Three beats must arrive, not one."""
+    beats: list[float] = []
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        if handler.path.endswith("/events") and b"prefect.flow-run.heartbeat" in body:
+            beats.append(time.monotonic())
+        reply(handler, 201, b'{"id": "00000000-0000-4000-8000-0000000000aa"}')
+
+    httpd, url = api_server(answer)
+    try:
+        obs = Observer(PrefectRest(url), "beating", {}, heartbeat_seconds=0.2)
+        obs.start({}, [])
+        deadline = time.monotonic() + 10
+        while len(beats) < 3:  # a bound, not a window: three beats come within 0.6 s on a healthy observer
+            assert time.monotonic() < deadline, f"{len(beats)} heartbeat(s) in 10 s, every 0.2 s expected"
+            time.sleep(0.05)
+        outcome = RunOutcome("beating", started_at="2026-01-01T00:00:00Z")
+        obs.finish(outcome)
+        assert bounded_close(obs, budget=CLOSE_BUDGET) is None
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert all(b - a < 2 for a, b in itertools.pairwise(beats[:3])), beats
