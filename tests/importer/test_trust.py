@@ -132,7 +132,7 @@ def test_a_wait_that_replaced_a_loop_without_end_says_the_deadline_that_replaced
 
 
 def test_a_script_mounted_from_a_config_map_of_the_stream_is_read_and_its_programs_named() -> None:
-    container = {"name": "dashboards", "image": "curlimages/curl:7.85.0", "command": ["/bin/sh"],
+    container: dict[str, object] = {"name": "dashboards", "image": "curlimages/curl:7.85.0", "command": ["/bin/sh"],
                  "args": ["-c", "/bin/sh -x /etc/grafana/download.sh"],
                  "volumeMounts": [{"name": "config", "mountPath": "/etc/grafana/download.sh",
                                    "subPath": "download.sh"}]}
