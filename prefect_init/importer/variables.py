@@ -18,11 +18,22 @@ _NOT_CREDENTIALS = ("PWD", "OLDPWD")
 """The shell's working directories, not passwords."""
 
 
+_ABOUT_A_CREDENTIAL = re.compile(r"_(NAME|URL|URI|FILE|PATH|DIR|REF|TTL|HOST|PORT|ENDPOINT|TYPE|MODE|ENABLED|"
+                                 r"EXPIRY|EXPIRES|LENGTH|HEADER|FIELD|MOUNT|LOCATION|REGION|ALGORITHM|ISSUER|"
+                                 r"AUDIENCE|SCOPE|LIFETIME|TIMEOUT|INTERVAL|ROLE|USER|USERNAME)$", re.IGNORECASE)
+"""A name that speaks of a credential without holding one: ``SECRET_NAME`` (a Secret's name), ``TOKEN_URL``,
+``PASSWORD_FILE`` (a path), ``TOKEN_TTL``. Its value is a credential only by its shape (a URL's password, a DSN,
+a PEM block: :func:`~prefect_init.spec.credentials.is_literal_credential`)."""
+
+
 def credential_name(name: str) -> bool:
     """A variable whose name says it holds a credential (``DB_PASSWORD``, ``REDIS_PASS``, ``DBPASS``, ``MYSQL_PWD``,
     ``GH_PAT``, ``GITHUB_TOKEN``, ``API_KEY``: :data:`~prefect_init.spec.credentials.CREDENTIAL_NAME`, and ``PASS``
-    anywhere but in ``BYPASS``, ``PASSIVE``...); its literal value in a manifest is moved into a Secret."""
-    return name.upper() not in _NOT_CREDENTIALS and bool(CREDENTIAL_NAME.search(name) or _PASS.search(name))
+    anywhere but in ``BYPASS``, ``PASSIVE``...), but not one that only speaks of one (:data:`_ABOUT_A_CREDENTIAL`);
+    its literal value in a manifest is moved into a Secret."""
+    if name.upper() in _NOT_CREDENTIALS or _ABOUT_A_CREDENTIAL.search(name):
+        return False
+    return bool(CREDENTIAL_NAME.search(name) or _PASS.search(name))
 
 KUBE_INJECTED = re.compile(r"^(HOSTNAME|HOME|PATH|KUBERNETES_[A-Z0-9_]+|[A-Z0-9_]+_SERVICE_(HOST|PORT)(_[A-Z0-9_]+)?|"
                            r"[A-Z0-9_]+_PORT_[0-9]+_(TCP|UDP)(_PROTO|_PORT|_ADDR)?)$")

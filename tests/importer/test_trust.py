@@ -147,3 +147,16 @@ def test_a_script_mounted_from_a_config_map_of_the_stream_is_read_and_its_progra
     assert "curl" in imported.missing_programs, imported.missing_programs
     assert "# runs /etc/grafana/download.sh from ConfigMap grafana (in this stream), which runs: curl" in \
         imported.spec_text
+
+
+def test_a_literal_is_a_credential_by_its_name_or_its_shape_not_by_a_word_of_its_name() -> None:
+    env = [{"name": "SECRET_NAME", "value": "db-credentials"}, {"name": "TOKEN_URL", "value": "https://auth/token"},
+           {"name": "PASSWORD_FILE", "value": "/run/secrets/pw"}, {"name": "TOKEN_TTL", "value": "3600"},
+           {"name": "API_KEY", "value": "k3y-Zq81"}, {"name": "DB_URL", "value": "postgres://app:pw-Kp55@db/app"}]
+    script = "echo $SECRET_NAME $TOKEN_URL $PASSWORD_FILE $TOKEN_TTL > /tmp/x; psql $DB_URL -c 'select 1' $API_KEY"
+    imported = import_workload(_workload(_sh("init", script, env=env)))
+    credentials = [line for line in imported.notes if "literal credential" in line]
+    named = {word.strip(":") for line in credentials for word in line.split()}
+    assert {"API_KEY", "DB_URL"} <= named, credentials  # by its name, by its shape (a URL's password)
+    assert not named & {"SECRET_NAME", "TOKEN_URL", "PASSWORD_FILE", "TOKEN_TTL"}, credentials
+    assert "k3y-Zq81" not in imported.spec_text and "pw-Kp55" not in imported.spec_text
