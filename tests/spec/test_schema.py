@@ -344,6 +344,7 @@ LOADER_ONLY = {
     "duplicate-key": "YAML keeps the last; the loader refuses duplicates",
     "duplicate-names": "names unique across steps", "cycle": "the plan", "unknown-after": "the plan",
     "self-after": "the plan", "unset-variable": "the environment", "malformed-reference": "a ${...} is text",
+    "own-validator": "a model's own cross-field rule (an ssh remote needs known_hosts), not in the schema",
 }
 """The bad specs of test_model.py that only the loader can see (the plan, the environment, YAML itself)."""
 
