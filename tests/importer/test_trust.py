@@ -160,3 +160,23 @@ def test_a_literal_is_a_credential_by_its_name_or_its_shape_not_by_a_word_of_its
     assert {"API_KEY", "DB_URL"} <= named, credentials  # by its name, by its shape (a URL's password)
     assert not named & {"SECRET_NAME", "TOKEN_URL", "PASSWORD_FILE", "TOKEN_TTL"}, credentials
     assert "k3y-Zq81" not in imported.spec_text and "pw-Kp55" not in imported.spec_text
+
+
+# Issue 34's import rows: each broke once and passed the suite.
+
+def test_pg_isready_waits_on_the_port_it_was_given() -> None:
+    steps = _steps(_workload(_sh("wait", "until pg_isready -h db -p 6543 -U app; do sleep 1; done", "postgres:16")))
+    assert steps[0]["wait"] == [{"tcp": "db:6543"}], steps
+
+
+def test_a_password_in_a_literal_env_url_is_no_default_of_the_spec() -> None:
+    env = [{"name": "DATABASE_URL", "value": "postgres://app:s3cret-Wq42@db:5432/app"}]
+    imported = import_workload(_workload(_sh("wait", 'until nc -z db 5432; do sleep 1; done; psql "$DATABASE_URL"',
+                                             env=env)))
+    assert "s3cret-Wq42" not in imported.spec_text and "${DATABASE_URL:-" not in imported.spec_text
+    assert "DATABASE_URL: ${DATABASE_URL}" in imported.spec_text  # the step still reads it, from a Secret
+
+
+def test_a_program_called_by_its_absolute_path_is_named_missing() -> None:
+    imported = import_workload(_workload(_sh("render", "/usr/bin/jq -r .name /config/app.json > /work/name")))
+    assert "jq" in imported.missing_programs, imported.missing_programs
