@@ -156,11 +156,11 @@ def test_runs_lists_the_failed_ones(prefect_server: PrefectServer, tmp_path: Pat
     assert [r.split()[1] for r in newest.stdout.splitlines()[1:]] == ["pod-4", "pod-3"], newest.stdout
     # newest *started* first: a run expected a day ago (a late schedule, a retried Job) that starts now leads,
     # where a sort by expected start would put it last
-    late = prefect_server.post("/flow_runs/", {
+    late: Any = prefect_server.post("/flow_runs/", {
         "flow_id": flow["id"], "name": f"{name}/pod-late", "tags": [f"spec:{name}", "pod:pod-late"],
         "state": {"type": "SCHEDULED", "name": "Scheduled", "state_details": {
             "scheduled_time": (datetime.now(UTC) - timedelta(days=1)).isoformat()}}})
-    running = prefect_server.post(f"/flow_runs/{late['id']}/set_state",
+    running: Any = prefect_server.post(f"/flow_runs/{late['id']}/set_state",
                                   {"state": {"type": "RUNNING", "name": "Running"}, "force": True})
     assert running["status"] == "ACCEPT", running
     assert prefect_server.get(f"/flow_runs/{late['id']}")["start_time"] is not None  # the control: it started
