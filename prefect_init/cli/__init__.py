@@ -716,14 +716,19 @@ def import_(
                                                  "default: the only one with initContainers.")] = None,
     spec: Annotated[str | None, typer.Option("-o", "--output", help="Write the spec here (atomically); default: "
                                              "standard output.")] = None,
+    replace_all: Annotated[bool, typer.Option("--replace-all", help="Make steps of the initContainers only their "
+                                              "own image can run too (privileged, no command, args only, a program "
+                                              "of that image) instead of keeping them.")] = False,
 ) -> None:
     """Turn the initContainers of one workload (Deployment, StatefulSet, DaemonSet, Job, CronJob, Pod) into a
     spec, in their order: waits (nc -z, pg_isready, nslookup, curl/wget in a loop, redis-cli ping, [ -f ]) become
     one wait step, mkdir/chmod/chown a files step, wget -O/curl -o of a document a config step, git clone a git
     step, vault kv get -field a vault step; what is not understood is a command step that runs the script as
     written, in the init image. Literal credentials become ${VARIABLES}, never written. Notes on stderr: the
-    variables to provide, the programs the init image lacks and a Dockerfile that adds them. Exit 0; 2 for a bad
-    manifest, no or several workloads with initContainers (give --workload), an unwritable -o."""
+    variables to provide, the programs the init image lacks and a Dockerfile that adds them. A container only its
+    own image can run is kept as it is ("kept: runs TOOL from its own image"; render --into leaves it in place);
+    --replace-all makes a step of it all the same. Exit 0; 2 for a bad manifest, no or several workloads with
+    initContainers (give --workload), every initContainer kept, an unwritable -o."""
     from prefect_init.importer import ImportProblem, import_workload
 
     try:
@@ -733,7 +738,8 @@ def import_(
         _err(f"import: {manifest}: cannot read it: {reason}")
         raise typer.Exit(EXIT_USAGE) from None
     try:
-        imported = import_workload(text, workload, "standard input" if manifest == "-" else manifest)
+        imported = import_workload(text, workload, "standard input" if manifest == "-" else manifest,
+                                   replace_all=replace_all)
     except ImportProblem as exc:
         _err(f"import: {exc}")
         raise typer.Exit(EXIT_USAGE) from None

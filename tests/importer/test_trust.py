@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ import yaml
 
 from prefect_init.importer import MAX_MANIFEST_BYTES, ImportProblem, NothingToImport, import_workload
 from prefect_init.importer.shell import programs
+from tests.helpers import run_cli
 
 
 def _workload(*containers: dict[str, object], security: dict[str, object] | None = None) -> str:
@@ -180,3 +182,13 @@ def test_a_password_in_a_literal_env_url_is_no_default_of_the_spec() -> None:
 def test_a_program_called_by_its_absolute_path_is_named_missing() -> None:
     imported = import_workload(_workload(_sh("render", "/usr/bin/jq -r .name /config/app.json > /work/name")))
     assert "jq" in imported.missing_programs, imported.missing_programs
+
+
+def test_the_command_line_keeps_such_containers_or_replaces_them_all_with_replace_all(tmp_path: Path) -> None:
+    manifest = tmp_path / "velero.yaml"
+    manifest.write_text(_workload({"name": "plugin", "image": "velero/velero-plugin-for-aws:v1.8.0"}))
+    kept = run_cli("import", str(manifest))
+    assert kept.code == 2 and "nothing to import" in kept.stderr and "kept: runs the entrypoint" in kept.stderr
+    forced = run_cli("import", str(manifest), "--replace-all", "-o", str(tmp_path / "init.yaml"))
+    assert forced.code == 0, forced.output
+    assert "(initContainers: plugin)" in (tmp_path / "init.yaml").read_text()
