@@ -36,6 +36,16 @@ def pods(stream: str, adapt: Adapt) -> list[dict[str, Any]]:
         if kind == "ConfigMap":
             out.append(doc)
             continue
+        if kind in ("StatefulSet", "DaemonSet"):
+            # kube play plays Deployments and Pods: a StatefulSet's or DaemonSet's pod is played as a Deployment's,
+            # its volumeClaimTemplates as volumes of the pod (below: no storage provisioner here)
+            spec = doc["spec"]
+            pod = spec["template"]["spec"]
+            claims = [t["metadata"]["name"] for t in spec.get("volumeClaimTemplates") or []]
+            pod["volumes"] = [*(pod.get("volumes") or []), *({"name": c, "emptyDir": {}} for c in claims)]
+            doc = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": doc["metadata"]["name"]},
+                   "spec": {"replicas": 1, "template": spec["template"]}}
+            kind = "Deployment"
         if kind == "Deployment":
             pod = doc["spec"]["template"]["spec"]
         elif kind in ("Job", "CronJob"):
@@ -61,6 +71,9 @@ def pods(stream: str, adapt: Adapt) -> list[dict[str, Any]]:
                     entry["value"] = "podman-namespace" if path == "metadata.namespace" else "podman-node"
         renamed = {}
         for volume in pod.get("volumes", []):
+            if "persistentVolumeClaim" in volume:  # no storage provisioner: a volume of the test's own
+                volume.pop("persistentVolumeClaim")
+                volume["emptyDir"] = {}
             if "emptyDir" in volume:
                 renamed[volume["name"]] = volume["name"] = adapt.prefix + volume["name"]
         for container in containers:
