@@ -296,9 +296,18 @@ class _Container:
             if copied is not None:
                 return f"kept: copies {copied} out of its own image ({self.c.image}), which the init image lacks"
         programs = [p for d in self.drafts if d.kind == "command" for p in d.programs]
+        mounts = [m["mountPath"].rstrip("/") or "/" for m in self.c.mounts]
+        cwd = self.c.working_dir or ""
         for program in programs:
             name = program.rsplit("/", 1)[-1] if program.startswith(STANDARD_DIRS) else program
-            if "/" in name or "$" in name or name in BUILTINS or name in SHELLS:
+            if "$" in name:
+                continue
+            if "/" in name:  # a file: of a volume the container mounts, or of its own image
+                where = posixpath.normpath(posixpath.join(cwd or "/", name))
+                if not any(_under(where, top) for top in mounts):
+                    return f"kept: runs {name} from its own image ({self.c.image})"
+                continue
+            if name in BUILTINS or name in SHELLS:
                 continue
             if name not in have and APT_PACKAGES.get(name) is None:  # no Debian package has it
                 return f"kept: runs {name} from its own image ({self.c.image})"

@@ -240,7 +240,7 @@ def test_a_literal_used_as_a_credential_is_a_credential(env: dict[str, str], com
         wait = 'until curl -fsS -H "Authorization: Bearer $V4" http://api/; do sleep 1; done'
         containers.append({**containers[0], "name": "wait", "command": ["sh", "-c", wait]})
     manifest = _manifest(tmp_path, containers)
-    result = run_cli("import", str(manifest))
+    result = run_cli("import", str(manifest), "--replace-all")  # ./migrate.sh, ./seed.sh: files of the image
     assert result.code == 0, result.output
     text = result.stdout
     # positive control: the canary is in the manifest, and the spec refers to the variable that holds it
@@ -354,10 +354,11 @@ def test_what_is_no_plain_wait_runs_as_written(script: str, tmp_path: Path) -> N
 def test_a_script_that_goes_on_after_a_failure_is_not_split(tmp_path: Path) -> None:
     script = "mkdir -p /data\n./seed.sh\nchown -R 1000:1000 /data"
     imported = import_workload(_manifest(tmp_path, [{"name": "s", "image": "app", "command": ["sh", "-c", script]}]
-                                         ).read_text())
+                                         ).read_text(), replace_all=True)  # ./seed.sh is a file of the image
     assert imported.containers[0].outcome == "command"
     with_errexit = import_workload(_manifest(tmp_path, [{"name": "s", "image": "app",
-                                                         "command": ["sh", "-ec", script]}]).read_text())
+                                                         "command": ["sh", "-ec", script]}]).read_text(),
+                                   replace_all=True)
     assert with_errexit.containers[0].outcome == "split"
     assert [s.get("command") for s in _steps(with_errexit.spec_text).values()][1] == ["sh", "-ec", "./seed.sh"]
 

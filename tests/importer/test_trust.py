@@ -192,3 +192,16 @@ def test_the_command_line_keeps_such_containers_or_replaces_them_all_with_replac
     forced = run_cli("import", str(manifest), "--replace-all", "-o", str(tmp_path / "init.yaml"))
     assert forced.code == 0, forced.output
     assert "(initContainers: plugin)" in (tmp_path / "init.yaml").read_text()
+
+
+def test_a_file_of_its_own_image_is_kept_a_file_of_a_mounted_volume_is_run() -> None:
+    own = import_workload(_workload({"name": "assets", "image": "ghcr.io/acme/app:6", "workingDir": "/app",
+                                     "command": ["./bin/prepare.sh", "--target", "/assets"],
+                                     "volumeMounts": [{"name": "assets", "mountPath": "/assets"}]},
+                                    _sh("wait", "until nc -z db 5432; do sleep 1; done")))
+    assert own.containers[0].outcome == "kept" and "runs ./bin/prepare.sh from its own image" in (own.containers[0].why
+                                                                                                 or "")
+    mounted = import_workload(_workload({"name": "assets", "image": "ghcr.io/acme/app:6", "workingDir": "/scripts",
+                                         "command": ["./prepare.sh"],
+                                         "volumeMounts": [{"name": "scripts", "mountPath": "/scripts"}]}))
+    assert mounted.containers[0].outcome == "command"  # the volume goes with the spec: the init image runs it
