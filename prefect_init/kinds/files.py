@@ -90,18 +90,36 @@ def _chown_error(path: str | os.PathLike[str], owner: str | None) -> StepFailed:
                       "(run the init container as root, or give it CAP_CHOWN)")
 
 
+def _other_names(st: os.stat_result) -> bool:
+    """Whether a file that is not a directory has another hard link: another name of the same file, which may lie
+    anywhere on the volume's file system (a rendered secret beside the volume, a file of the image on the same
+    overlay). A mode or an owner set through one name is the file's, under every name."""
+    return not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1
+
+
+def _hard_link_refused(path: Path, st: os.stat_result) -> StepFailed:
+    return StepFailed(f"{path} has {st.st_nlink} hard links: another name of the same file may lie outside the "
+                      "volume, and its mode and owner would change too; prefect-init never changes the mode or "
+                      "owner of a file with more than one name: remove the other names, or give a file of its own")
+
+
 def _apply(fd: int, path: Path, mode: int | None, owner: str | None, changes: list[str]) -> None:
-    """``mode`` and ``owner`` on the very file ``fd`` was opened on (never through a link)."""
+    """``mode`` and ``owner`` on the very file ``fd`` was opened on (never through a link, never on a file with
+    another hard link)."""
     st = os.fstat(fd)
     if owner is not None:
         uid, gid = resolve_owner(owner)
         if (uid != -1 and st.st_uid != uid) or (gid != -1 and st.st_gid != gid):
+            if _other_names(st):
+                raise _hard_link_refused(path, st)
             try:
                 set_attributes(fd, uid=uid, gid=gid)
             except PermissionError:
                 raise _chown_error(path, owner) from None
             changes.append(f"owner {owner} {path}")
     if mode is not None and stat.S_IMODE(st.st_mode) != mode:
+        if _other_names(st):
+            raise _hard_link_refused(path, st)
         set_attributes(fd, mode)
         changes.append(f"mode {mode:04o} {path}")
 
@@ -118,7 +136,7 @@ def _apply_below(top_fd: int, top: Path, mode: int | None, owner: str | None, ch
     def unreadable(where: Path, exc: OSError) -> StepFailed:
         return StepFailed(f"{where}: cannot read it to set {what} on what it holds ({exc.strerror})")
 
-    changed = 0
+    changed = linked = 0
     levels: list[tuple[int, Path, Iterator[str]]] = []
 
     def enter(fd: int, where: Path) -> None:
@@ -144,6 +162,10 @@ def _apply_below(top_fd: int, top: Path, mode: int | None, owner: str | None, ch
             try:
                 st = os.fstat(fd)
                 done = False
+                if _other_names(st) and ((uid != -1 and st.st_uid != uid) or (gid != -1 and st.st_gid != gid) or
+                                         (mode is not None and stat.S_IMODE(st.st_mode) != mode)):
+                    linked += 1  # another name may lie outside the tree: left alone, as a symbolic link is
+                    continue
                 if (uid != -1 and st.st_uid != uid) or (gid != -1 and st.st_gid != gid):
                     try:
                         set_attributes(fd, uid=uid, gid=gid)
@@ -169,6 +191,9 @@ def _apply_below(top_fd: int, top: Path, mode: int | None, owner: str | None, ch
             os.close(level[0])
     if changed:
         changes.append(f"{what} under {top}: {changed} entr{'y' if changed == 1 else 'ies'} changed")
+    if linked:
+        changes.append(f"{what} under {top}: {plural(linked, 'file')} with another hard link left alone (another "
+                       "name of the same file may lie outside the tree; set it by its own entry, with one name)")
 
 
 def _target(ctx: RunContext, raw: str) -> Path:

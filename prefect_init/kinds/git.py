@@ -72,6 +72,26 @@ def not_an_option(value: str) -> str:
 
 Value = Annotated[str, AfterValidator(not_an_option)]
 
+REF_REFUSED = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{")
+"""What git's ``check-ref-format`` refuses in a branch or tag name, and a commit's hex never holds: with it, the
+value given to ``git fetch origin <ref>`` is a refspec (``main:refs/heads/x`` writes a ref of its naming into the
+checkout, ``+a:b`` forces one), a glob (``refs/heads/*``) or a range (``a..b``, ``main@{1}``)."""
+
+
+def a_ref(value: str) -> str:
+    """A ``ref``: a branch, a tag or a commit, never a refspec, a glob or a range (:data:`REF_REFUSED`)."""
+    found = REF_REFUSED.search(value)
+    if found:
+        text = found.group()
+        shown = "a space or a control character" if len(text) == 1 and (ord(text) <= 0x20 or ord(text) == 0x7f) \
+            else repr(text)
+        raise ValueError(f"holds {shown}: a refspec, a glob or a range, never a branch, a tag or a commit (check "
+                         "the value, or the variable or output it comes from)")
+    return value
+
+
+Ref = Annotated[str, AfterValidator(not_an_option), AfterValidator(a_ref)]
+
 
 REDIRECTED = re.compile(r"returned error: 30[1278]\b")
 """git's words for a redirect it did not follow (``http.followRedirects=false``, set with a password)."""
@@ -83,7 +103,7 @@ FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 
 class GitSpec(StrictModel):
     repo: Value
-    ref: Value = "HEAD"
+    ref: Ref = "HEAD"
     dest: str
     depth: int | None = Field(default=None, ge=1)
     username: str | None = None
@@ -262,6 +282,8 @@ def _refuse_options(spec: GitSpec) -> None:
                          *((f"sparse[{i}]", path) for i, path in enumerate(spec.sparse or []))]:
         try:
             not_an_option(value)
+            if field == "ref":
+                a_ref(value)
         except ValueError as exc:
             raise StepFailed(f"git.{field}: {exc}") from None
 

@@ -25,6 +25,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import re
 import stat
 import sys
 import time
@@ -49,7 +50,7 @@ from prefect_init.runtime.atomic import (
 )
 from prefect_init.runtime.context import RunContext
 from prefect_init.runtime.documents import guess_format, parse_file
-from prefect_init.runtime.redaction import redact, register_secret, register_values
+from prefect_init.runtime.redaction import register_secret, register_values
 from prefect_init.runtime.values import resolve_value
 from prefect_init.spec.durations import format_duration
 from prefect_init.spec.model import FromFile, Mode, StepBase, StrictModel
@@ -88,6 +89,9 @@ class Step(StepBase):
 
 MAX_TEMPLATE_BYTES = 10 * 1024 * 1024
 """A template file (or one it includes) larger than this is refused: a template is text a person wrote."""
+MAX_OUTPUT_BYTES = 64 * 1024 * 1024
+"""A rendered output longer than this (in characters, so at least as many bytes) fails the step as it grows, before
+it fills the container's memory: each piece may be within :data:`MAX_REPEAT`, a loop of them is not."""
 MAX_POWER_BITS = 1 << 16
 """``a ** b`` on integers whose result would have more bits than this is refused before it starts."""
 MAX_REPEAT = 16 * 1024 * 1024
@@ -285,7 +289,14 @@ def render_text(spec: TemplateSpec, ctx: RunContext) -> str:
         else:
             template = _environment(None).from_string(spec.inline or "")
         with _watched(ctx, label, {"<template>"} if loader is None else loader.filenames):
-            return str(template.render(values))
+            pieces, size = [], 0
+            for piece in template.generate(values):
+                size += len(piece)
+                if size > MAX_OUTPUT_BYTES:
+                    raise StepFailed(f"template {label}: output is larger than {MAX_OUTPUT_BYTES // (1024 * 1024)} "
+                                     "MiB (a loop over a value larger than expected?); nothing was written")
+                pieces.append(piece)
+            return "".join(pieces)
     except _Stop as stop:
         raise stop.error from None
     except TemplateSyntaxError as exc:
@@ -308,9 +319,28 @@ def default_mode(spec: TemplateSpec, text: bytes) -> int:
     treated as secrets, or an output that holds a registered secret), else 0644."""
     if spec.mode is not None:
         return spec.mode
-    if spec.secrets or spec.files or redact(text.decode("utf-8", "replace")) != text.decode("utf-8", "replace"):
+    if spec.secrets or spec.files or _holds_secret(text.decode("utf-8", "replace")):
         return 0o400
     return 0o644
+
+
+_URL_PASSWORD = re.compile(r"(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:[^@\s/]+@")
+_URL_USER = re.compile(r"(?<![a-zA-Z0-9+.-])(?:[a-zA-Z][a-zA-Z0-9.-]*\+)?https?://[^:/@\s?#'\"<>]+@", re.IGNORECASE)
+"""A URL's password (``postgres://app:pw@db``) and an HTTP(S) URL's token user (``https://TOKEN@host``), as
+redaction finds them, but starting only where a scheme can start: redaction's own patterns try every position of
+a run of letters (or of ``a.a.a.``) again, quadratic in its length: 400 KB of output on one line took 240 s."""
+
+
+def _holds_secret(text: str) -> bool:
+    """Whether redaction would mask something in ``text`` (a registered secret in any of its forms, a URL's
+    password or token user, a credential in a query string, a ``password=``), in time linear in its length."""
+    from prefect_init.runtime import redaction
+
+    pattern = redaction.REDACTOR.pattern()
+    if pattern is not None and pattern.search(text):
+        return True
+    return any(p.search(text) for p in (_URL_PASSWORD, _URL_USER, redaction._QUERY_SECRET,
+                                        redaction._SQL_PASSWORD, redaction._KV_PASSWORD))
 
 
 def write(spec: TemplateSpec, ctx: RunContext) -> tuple[Path, str, bool]:

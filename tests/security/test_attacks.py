@@ -1,0 +1,213 @@
+"""Attacks on the hardening of issue 30, after it landed: what still got through, and a few that held.
+
+Each test runs the real ``prefect-init run`` against real files, real git repositories (``file://``) and real
+templates, with harmless markers, and reads the outcome back from the disk (a mode, an owner, a ref in a checkout,
+a file's size). Where an attack held on the code as it was, the test is kept as a guard and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import clean_env, git, run_cli, write_spec
+
+ROOT = os.geteuid() == 0
+APP_UID = 1000
+
+
+def _volume(tmp_path: Path, name: str = "vol") -> Path:
+    """A directory the app can write (an emptyDir, an fsGroup volume): 0777, the app's when we are root."""
+    volume = tmp_path / name
+    volume.mkdir()
+    volume.chmod(0o777)
+    if ROOT:
+        os.chown(volume, APP_UID, APP_UID)
+    return volume
+
+
+def _run(tmp_path: Path, steps: str, timeout: float = 60, **env: str) -> tuple[int, dict[str, dict[str, str]], str]:
+    spec = write_spec(tmp_path, "version: 1\nname: attacks\nstatus_file: status.json\nsteps:\n" + steps)
+    result = run_cli("run", str(spec), timeout=timeout, env=clean_env(**env))
+    status = tmp_path / "status.json"
+    steps_by_name = {s["name"]: s for s in json.loads(status.read_text())["steps"]} if status.exists() else {}
+    return result.code, steps_by_name, result.stderr
+
+
+# -- hard links: a second name of a file outside the entry --------------------------------------------------------
+
+
+def _secret_beside(volume: Path) -> Path:
+    """A root-only file on the same file system as the volume (a hard link cannot cross one): what prefect-init
+    itself writes 0400 (a rendered secret), or a file of the image on the same overlay."""
+    secret = volume.parent / "secret.env"
+    secret.write_text("DB_PASSWORD=marker\n")
+    secret.chmod(0o400)
+    return secret
+
+
+def test_a_files_entry_with_another_hard_link_is_refused_and_the_file_untouched(tmp_path: Path) -> None:
+    volume = _volume(tmp_path)
+    secret = _secret_beside(volume)
+    os.link(secret, volume / "app.log")  # what the app plants (fs.protected_hardlinks=0 lets it link any file)
+    before = secret.stat()
+    code, steps, _ = _run(tmp_path, """
+  - name: perms
+    files:
+      files: [{path: vol/app.log, mode: "0666", owner: "1000:1000"}]
+""")
+    after = secret.stat()
+    assert (stat.S_IMODE(after.st_mode), after.st_uid, after.st_gid) == \
+        (0o400, before.st_uid, before.st_gid), oct(after.st_mode)
+    assert code == 1
+    error = steps["perms"]["error"]
+    assert error.startswith(f"{volume / 'app.log'} has 2 hard links: another name of the same file"), error
+    assert steps["perms"]["attempts"] == 1  # final: a retry finds the same link
+
+
+def test_a_files_entry_with_one_link_still_gets_its_mode(tmp_path: Path) -> None:
+    """The positive control: the refusal is about a second name, not about files in a volume."""
+    volume = _volume(tmp_path)
+    (volume / "app.log").write_text("")
+    code, _, stderr = _run(tmp_path, """
+  - name: perms
+    files:
+      files: [{path: vol/app.log, mode: "0666"}]
+""")
+    assert code == 0, stderr
+    assert stat.S_IMODE((volume / "app.log").stat().st_mode) == 0o666
+
+
+def test_a_hard_link_in_a_recursive_tree_is_left_alone(tmp_path: Path) -> None:
+    volume = _volume(tmp_path)
+    secret = _secret_beside(volume)
+    tree = volume / "data" / "deep"
+    tree.mkdir(parents=True)
+    os.link(secret, tree / "innocent.txt")
+    (tree / "own.txt").write_text("app data\n")
+    code, _steps, stderr = _run(tmp_path, """
+  - name: perms
+    files:
+      dirs: [{path: vol/data, mode: "0777", recursive: true}]
+""")
+    assert code == 0, stderr
+    assert stat.S_IMODE((tree / "own.txt").stat().st_mode) == 0o777  # the walk did run (positive control)
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o400
+    assert "1 file with another hard link left alone" in stderr, stderr
+
+
+# -- git: a ref is a name, never a refspec ----------------------------------------------------------------------
+
+
+def test_a_ref_from_a_variable_cannot_write_a_ref_into_the_checkout(tmp_path: Path, origin: Path) -> None:
+    """``ref: main:refs/heads/planted`` made ``git fetch origin <ref>`` write a branch of the attacker's naming
+    (a refspec, the first half of a ``+src:dst`` force-update) into the checkout."""
+    dest = tmp_path / "site"
+    code, _steps, stderr = _run(tmp_path, f"""
+  - name: clone
+    git: {{repo: "file://{origin}", ref: "${{SITE_REF:-main}}", dest: "{dest}"}}
+""", SITE_REF="main:refs/heads/planted")
+    planted = dest / ".git" / "refs" / "heads" / "planted"
+    assert not planted.exists()
+    if dest.exists():
+        assert "planted" not in git("show-ref", cwd=dest)
+    assert code == 2, stderr
+    assert "steps[0].git.ref: holds ':'" in stderr, stderr
+
+
+@pytest.mark.parametrize("ref", ["main\nstep 'db' succeeded", "refs/heads/*", "main..v1.0", "main@{1}"])
+def test_a_ref_that_no_branch_or_tag_can_be_named_is_refused(tmp_path: Path, origin: Path, ref: str) -> None:
+    code, _, stderr = _run(tmp_path, f"""
+  - name: clone
+    git: {{repo: "file://{origin}", ref: "${{SITE_REF}}", dest: "{tmp_path / 'site'}"}}
+""", SITE_REF=ref)
+    assert code == 2, stderr
+    assert "steps[0].git.ref: " in stderr and "never a branch, a tag or a commit" in stderr, stderr
+    assert not (tmp_path / "site").exists()
+
+
+@pytest.mark.parametrize("ref", ["v1.0", "feature/x-1.2_rc", "HEAD"])
+def test_ordinary_refs_still_pass(tmp_path: Path, origin: Path, ref: str) -> None:
+    if ref.startswith("feature"):
+        git("branch", ref, cwd=origin)
+    code, _steps, stderr = _run(tmp_path, f"""
+  - name: clone
+    git: {{repo: "file://{origin}", ref: "${{SITE_REF}}", dest: "{tmp_path / 'site'}"}}
+""", SITE_REF=ref)
+    assert code == 0, stderr
+    assert (tmp_path / "site" / "index.html").exists()
+
+
+# -- templates: the output is bounded, the sandbox holds ----------------------------------------------------------
+
+
+def test_a_template_whose_output_grows_past_the_bound_fails_before_filling_the_memory(tmp_path: Path) -> None:
+    """Each item is within the repetition bound (16 Mi), their sum is not: before the bound, 30 items of 10 MB
+    were joined in memory (twice the size at the peak) and written; a loop of 10^5 filled the container."""
+    dest = tmp_path / "out.txt"
+    code, steps, stderr = _run(tmp_path, f"""
+  - name: big
+    timeout: 60s
+    template:
+      inline: "{{% for i in range(30) %}}{{{{ 'x' * 10000000 }}}}{{% endfor %}}"
+      dest: "{dest}"
+""")
+    assert code == 1, stderr
+    assert not dest.exists()
+    error = steps["big"]["error"]
+    assert "output is larger than 64 MiB" in error, error
+
+
+def test_an_ordinary_large_output_is_written(tmp_path: Path) -> None:
+    dest = tmp_path / "out.txt"
+    code, _, stderr = _run(tmp_path, f"""
+  - name: big
+    template:
+      inline: "{{% for i in range(4) %}}{{{{ 'x' * 1000000 }}}}{{% endfor %}}"
+      dest: "{dest}"
+""")
+    assert code == 0, stderr
+    assert dest.stat().st_size == 4_000_000
+
+
+@pytest.mark.parametrize("line", ["x", "a."])
+def test_a_long_line_of_output_is_written_within_the_step_deadline(tmp_path: Path, line: str) -> None:
+    """A value of 2 MB on one line (a variable, a document): deciding the output's mode ran redaction's patterns
+    over it, which try every position of a run of letters again: 400 KB took 240 s, so this one ran into its
+    deadline and failed (the engine holds the deadline; the step never finished)."""
+    dest = tmp_path / "out.txt"
+    code, _steps, stderr = _run(tmp_path, f"""
+  - name: long
+    timeout: 20s
+    template:
+      inline: "{{{{ '{line}' * 1000000 }}}}"
+      dest: "{dest}"
+""", timeout=90)
+    assert code == 0, stderr
+    assert dest.stat().st_size == len(line) * 1_000_000
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize("escape", [
+    "{{ cycler.__init__.__globals__.os.getcwd() }}",
+    "{{ self.__init__.__globals__ }}",
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ '{0.__class__.__init__.__globals__}'.format(cycler) }}",
+    "{{ cycler|attr('__init__') }}",
+])
+def test_known_sandbox_escapes_are_refused(tmp_path: Path, escape: str) -> None:
+    """Held before: Jinja2 3.1.6's SandboxedEnvironment (str.format and |attr escapes fixed in 3.1.5/3.1.6)."""
+    dest = tmp_path / "out.txt"
+    code, steps, stderr = _run(tmp_path, f"""
+  - name: escape
+    template:
+      inline: {json.dumps(escape)}
+      dest: "{dest}"
+""")
+    assert code == 1, stderr
+    assert not dest.exists() or "globals" not in dest.read_text()
+    assert "template" in steps["escape"]["error"]
