@@ -893,10 +893,22 @@ def import_workload(text: str, workload: str | None = None, source: str = "the m
                               + "); --replace-all makes steps of them all the same",
                               [c.result for c in converters])
     header = [PROVENANCE.format(kind=chosen.kind, name=chosen.name, containers=", ".join(replaced))]
+    kept_lines: list[str] = []
     if kept:
-        header.append("Kept as they are (render --into leaves them in their place, before the prefect-init "
-                      "container): " + "; ".join(f"{r.name} ({r.why.removeprefix('kept: ') if r.why else ''})"
-                                                  for r in kept))
+        kept_lines.append("Kept as they are (render --into leaves them in their place; the prefect-init container takes "
+                      f"the place of {replaced[0]}): " + "; ".join(
+                          f"{r.name} ({r.why.removeprefix('kept: ') if r.why else ''})" for r in kept))
+        order = [c.result.outcome != "kept" for c in converters]
+        first = order.index(True)
+        moved = [c.c.name for c in converters[first:] if c.result.outcome != "kept"
+                 and any(not o for o in order[first:converters.index(c)])]
+        if moved:
+            between = [c.c.name for c in converters[first:] if c.result.outcome == "kept"
+                       and any(order[converters.index(c):])]
+            kept_lines.append(f"Order changed: {', '.join(moved)} ran after {', '.join(between)}, which is kept; their "
+                          f"steps now run before it, in the prefect-init container: check that they need nothing it "
+                          "made (or import with --replace-all)")
+    header += kept_lines
     conflicts = _conflicts(chosen)
     needs = _needs_lines(space, chosen, env_from_words)
     if conflicts:
@@ -937,7 +949,7 @@ def import_workload(text: str, workload: str | None = None, source: str = "the m
             notes.append(f'initContainer "{result.name}" ({result.image}): '
                          f"{'a command step' if result.outcome == 'command' else 'typed and command steps'} "
                          f"({result.why})")
-    notes += needs
+    notes += kept_lines + needs
     dockerfile = dockerfile_lines(missing) if missing else []
     if missing:
         notes.append(f"the command steps run in the init image, which lacks: {', '.join(missing)}; an image that "

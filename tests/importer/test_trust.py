@@ -205,3 +205,25 @@ def test_a_file_of_its_own_image_is_kept_a_file_of_a_mounted_volume_is_run() -> 
                                          "command": ["./prepare.sh"],
                                          "volumeMounts": [{"name": "scripts", "mountPath": "/scripts"}]}))
     assert mounted.containers[0].outcome == "command"  # the volume goes with the spec: the init image runs it
+
+
+def test_a_replaced_container_after_a_kept_one_is_said_to_run_before_it_now() -> None:
+    plugin = {"name": "plugin", "image": "velero/velero-plugin-for-aws:v1.8.0"}
+    moved = import_workload(_workload(_sh("wait", "until nc -z db 5432; do sleep 1; done"), plugin,
+                                      _sh("perms", "mkdir -p /data/x")))
+    assert "Order changed: perms ran after plugin, which is kept" in " ".join(moved.notes), moved.notes
+    in_order = import_workload(_workload(plugin, _sh("wait", "until nc -z db 5432; do sleep 1; done")))
+    assert not any("Order changed" in line for line in in_order.notes), in_order.notes
+
+
+def test_render_into_leaves_a_kept_container_in_its_place_as_it_was(tmp_path: Path) -> None:
+    manifest = Path(__file__).resolve().parent / "import_corpus" / "elasticsearch.yaml"
+    spec = tmp_path / "init.yaml"
+    assert run_cli("import", str(manifest), "-o", str(spec)).code == 0
+    rendered = run_cli("render", "init-container", str(spec), "--image", "prefect-init:test", "--into", str(manifest))
+    assert rendered.code == 0, rendered.output
+    pod = next(d for d in yaml.safe_load_all(rendered.stdout) if d and d.get("kind") == "StatefulSet")
+    init = pod["spec"]["template"]["spec"]["initContainers"]
+    original = next(d for d in yaml.safe_load_all(manifest.read_text()) if d and d.get("kind") == "StatefulSet")
+    assert [c["name"] for c in init] == ["configure-sysctl", "prefect-init"]
+    assert init[0] == original["spec"]["template"]["spec"]["initContainers"][0]  # untouched, privileged and all
