@@ -895,9 +895,9 @@ def import_workload(text: str, workload: str | None = None, source: str = "the m
     header = [PROVENANCE.format(kind=chosen.kind, name=chosen.name, containers=", ".join(replaced))]
     kept_lines: list[str] = []
     if kept:
-        kept_lines.append("Kept as they are (render --into leaves them in their place; the prefect-init container takes "
-                      f"the place of {replaced[0]}): " + "; ".join(
-                          f"{r.name} ({r.why.removeprefix('kept: ') if r.why else ''})" for r in kept))
+        kept_lines.append("Kept as they are (render --into leaves them in their place; the prefect-init container "
+                          f"takes the place of {replaced[0]}): " + "; ".join(
+                              f"{r.name} ({r.why.removeprefix('kept: ') if r.why else ''})" for r in kept))
         order = [c.result.outcome != "kept" for c in converters]
         first = order.index(True)
         moved = [c.c.name for c in converters[first:] if c.result.outcome != "kept"

@@ -208,7 +208,7 @@ def test_a_file_of_its_own_image_is_kept_a_file_of_a_mounted_volume_is_run() -> 
 
 
 def test_a_replaced_container_after_a_kept_one_is_said_to_run_before_it_now() -> None:
-    plugin = {"name": "plugin", "image": "velero/velero-plugin-for-aws:v1.8.0"}
+    plugin: dict[str, object] = {"name": "plugin", "image": "velero/velero-plugin-for-aws:v1.8.0"}
     moved = import_workload(_workload(_sh("wait", "until nc -z db 5432; do sleep 1; done"), plugin,
                                       _sh("perms", "mkdir -p /data/x")))
     assert "Order changed: perms ran after plugin, which is kept" in " ".join(moved.notes), moved.notes
