@@ -16,15 +16,23 @@ HTTP, without importing prefect, so a pod that only waits stays at local-mode co
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
+from urllib.parse import quote
 
-import httpx
 from pydantic import Field
 
 from prefect_init.kinds.wait.loop import NotReady
 from prefect_init.kinds.wait.targets import Checker, TargetBase
 from prefect_init.prefect_adapter.discovery import configured_api_url
-from prefect_init.prefect_adapter.rest import auth_headers
+from prefect_init.prefect_adapter.rest import (
+    ApiLost,
+    ApiRefused,
+    ApiRejected,
+    ApiWrong,
+    PrefectRest,
+    auth_headers,
+)
 from prefect_init.runtime.context import RunContext
 from prefect_init.spec.model import StrictModel
 
@@ -46,42 +54,62 @@ class Target(TargetBase):
         return RunChecker(self.prefect_run)
 
 
+def _uuid(value: Any, what: str) -> str:
+    """An id the API gave, checked: it goes into the next call's path, so nothing but a UUID is taken."""
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise ApiWrong(f"answered {what} without a run's or deployment's id (not the API?)") from None
+
+
+def _items(answer: Any, what: str) -> list[dict[str, Any]]:
+    if not isinstance(answer, list) or not all(isinstance(item, dict) for item in answer):
+        raise ApiWrong(f"answered {what} with {type(answer).__name__}, not a list of runs (not the API?)")
+    return answer
+
+
 class RunChecker:
-    """Finds the deployment once, then asks for a COMPLETED tagged run; else describes the newest one."""
+    """Finds the deployment once, then asks for a COMPLETED tagged run; else describes the newest one. Every call
+    is bounded as a whole (time and bytes, :class:`PrefectRest`) and every answer's shape checked: a login page,
+    an endless or trickled answer is "not ready" in words, never a hang or a crash."""
 
     def __init__(self, target: PrefectRun) -> None:
         self.target = target
         self.url = (target.api_url or configured_api_url() or "").rstrip("/")
-        self.client = httpx.Client(base_url=self.url, headers=auth_headers())
+        self.rest = PrefectRest(self.url, auth_headers()) if self.url else None
         self.deployment_id: str | None = None
 
-    def _post(self, path: str, body: dict[str, Any], timeout: float) -> Any:
-        response = self.client.post(path, json=body, timeout=timeout)
-        response.raise_for_status()
-        return response.json()
+    def _post(self, path: str, body: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
+        assert self.rest is not None
+        return _items(self.rest.call("POST", path, body, timeout=timeout), f"POST {path}")
 
     def check(self, timeout: float) -> None:
-        if not self.url:
+        if self.rest is None:
             raise NotReady("no Prefect API configured (set PREFECT_API_URL or api_url)")
         try:
             self._check(timeout)
-        except httpx.HTTPStatusError as exc:
-            raise NotReady(f"the Prefect API answered HTTP {exc.response.status_code}") from None
-        except httpx.TimeoutException:
-            raise NotReady("the Prefect API timed out") from None
-        except httpx.HTTPError as exc:
-            text = str(exc)
-            raise NotReady("the Prefect API refused the connection" if "refused" in text
-                           else f"the Prefect API failed: {text.splitlines()[0][:200] if text else exc}") from None
+        except ApiRefused as exc:
+            raise NotReady(f"the Prefect API refused: {exc}") from None
+        except ApiRejected as exc:
+            raise NotReady(f"the Prefect API answered HTTP {exc.status}") from None
+        except ApiWrong as exc:
+            raise NotReady(f"the Prefect API at {self.url} {exc}") from None
+        except ApiLost as exc:
+            raise NotReady("the Prefect API refused the connection" if str(exc) == "connection refused"
+                           else f"the Prefect API did not answer: {exc}") from None
 
     def _check(self, timeout: float) -> None:
+        assert self.rest is not None
         t = self.target
         if self.deployment_id is None:
-            response = self.client.get(f"/deployments/name/{t.deployment}", timeout=timeout)
-            if response.status_code == 404:
-                raise NotReady(f"no deployment {t.deployment}")
-            response.raise_for_status()
-            self.deployment_id = str(response.json()["id"])
+            flow, name = (quote(part, safe="") for part in t.deployment.split("/", 1))
+            try:
+                found = self.rest.call("GET", f"/deployments/name/{flow}/{name}", timeout=timeout)
+            except ApiRejected as exc:
+                if exc.status == 404:
+                    raise NotReady(f"no deployment {t.deployment}") from None
+                raise
+            self.deployment_id = _uuid(found.get("id") if isinstance(found, dict) else None, "GET /deployments")
         runs = {"deployment_id": {"any_": [self.deployment_id]}, "tags": {"all_": [t.tag]}}
         done = self._post("/flow_runs/filter", {"flow_runs": {**runs, "state": {"type": {"any_": ["COMPLETED"]}}},
                                                 "limit": 1}, timeout)
@@ -92,18 +120,20 @@ class RunChecker:
         if not newest:
             raise NotReady(f"no run tagged {t.tag} yet")
         run = newest[0]
-        state = run.get("state") or {}
-        kind = state.get("type") or "PENDING"
+        state: dict[str, Any] = run["state"] if isinstance(run.get("state"), dict) else {}
+        kind = str(state.get("type") or "PENDING")
         reason = f"newest run {run.get('name')} is {kind}"
         if kind in ("FAILED", "CRASHED"):
             failed = self._post("/task_runs/filter", {
-                "flow_runs": {"id": {"any_": [run["id"]]}},
+                "flow_runs": {"id": {"any_": [_uuid(run.get("id"), "POST /flow_runs/filter")]}},
                 "task_runs": {"state": {"type": {"any_": ["FAILED", "CRASHED"]}}}, "limit": 5}, timeout)
             if failed:
                 first = failed[0]
-                message = (first.get("state") or {}).get("message") or "failed"
-                reason += f": step {first.get('name')} failed: {message.splitlines()[0][:300]}"
+                first_state: dict[str, Any] = first["state"] if isinstance(first.get("state"), dict) else {}
+                message = str(first_state.get("message") or "failed")
+                reason += f": step {first.get('name')} failed: {(message.splitlines() or ['failed'])[0][:300]}"
         raise NotReady(reason)
 
     def close(self) -> None:
-        self.client.close()
+        if self.rest is not None:
+            self.rest.close()
