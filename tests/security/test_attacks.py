@@ -244,3 +244,53 @@ steps:
     took = time.monotonic() - started
     assert result.code in (0, 1), result.stderr[-2000:]
     assert took < 30, f"{took:.0f} s for a step with timeout: 5s (and the engine's grace)"
+
+
+# -- config: a file:// source in a volume the app can write -------------------------------------------------------
+
+
+def test_a_config_file_url_does_not_follow_a_link_planted_in_a_volume(tmp_path: Path) -> None:
+    """``url: file:///shared/app.yaml`` on a volume the app writes: a link planted there copied whatever it
+    pointed to (``/proc/self/environ``: the Vault token, the API key) into ``dest``, for the app to read."""
+    volume = _volume(tmp_path)
+    secret = tmp_path / "etc" / "secret.yaml"
+    secret.parent.mkdir()
+    secret.write_text("token: marker-not-for-the-app\n")
+    (volume / "app.yaml").symlink_to(secret)
+    dest = tmp_path / "out" / "app.yaml"
+    code, steps, _ = _run(tmp_path, f"""
+  - name: cfg
+    config: {{url: "file://{volume}/app.yaml", dest: "{dest}"}}
+""")
+    assert not dest.exists() or "marker-not-for-the-app" not in dest.read_text()
+    assert code == 1
+    error = steps["cfg"]["error"]
+    assert f"{volume / 'app.yaml'} is a symbolic link (to {secret})" in error, error
+
+
+def test_a_config_file_url_at_a_fifo_fails_at_once(tmp_path: Path) -> None:
+    """A FIFO where the file was: opening it waited for a writer until the step's deadline (300 s here)."""
+    volume = _volume(tmp_path)
+    os.mkfifo(volume / "app.yaml")
+    dest = tmp_path / "out" / "app.yaml"
+    code, steps, _ = _run(tmp_path, f"""
+  - name: cfg
+    timeout: 300s
+    config: {{url: "file://{volume}/app.yaml", dest: "{dest}"}}
+""", timeout=60)
+    assert code == 1
+    assert "is not a regular file" in steps["cfg"]["error"], steps["cfg"]["error"]
+    assert not dest.exists()
+
+
+def test_a_config_file_url_of_a_regular_file_is_copied(tmp_path: Path) -> None:
+    """The positive control: a regular file in the same volume is read."""
+    volume = _volume(tmp_path)
+    (volume / "app.yaml").write_text("port: 8080\n")
+    dest = tmp_path / "out" / "app.yaml"
+    code, _, stderr = _run(tmp_path, f"""
+  - name: cfg
+    config: {{url: "file://{volume}/app.yaml", dest: "{dest}"}}
+""")
+    assert code == 0, stderr
+    assert dest.read_text() == "port: 8080\n"
