@@ -570,8 +570,8 @@ def security(spec: Spec, sources: list[Doc], pod: Doc) -> tuple[Doc, list[str], 
     context["seccompProfile"] = {"type": "RuntimeDefault"}
     names = ", ".join(i.name for i in ids)
     who = (f"uid {user}" + (f", gid {group}" if group is not None else "") +
-           (f" ({next(i.user_from for i in ids if i.user == user)} in {names})"
-            if any(i.user == user for i in ids) else ""))
+           (f" ({' and '.join(sorted({i.user_from for i in ids if i.user == user}))}, as "
+            f"{', '.join(i.name for i in ids if i.user == user)} ran)" if any(i.user == user for i in ids) else ""))
     if user == 0 and owners and users and users != [0]:
         who += f": {', '.join(owners)} set{'s' if len(owners) == 1 else ''} an owner, which needs root"
     level = pod_security_level(context)
