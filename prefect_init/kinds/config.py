@@ -31,7 +31,6 @@ trickles its answer fails the attempt (retried) within ``request_timeout`` of it
 from __future__ import annotations
 
 import email.utils
-import errno
 import hashlib
 import os
 import stat
@@ -45,7 +44,7 @@ import httpx
 from pydantic import Field
 
 from prefect_init.errors import RetryableError, StepFailed
-from prefect_init.runtime.atomic import AtomicFile, link_refused, make_parent, open_dir, read_only, write_error
+from prefect_init.runtime.atomic import AtomicFile, make_parent, open_regular, write_error
 from prefect_init.runtime.context import RunContext
 from prefect_init.runtime.documents import Format, check_document, guess_format, load_schema, parse_file
 from prefect_init.runtime.httpguard import (
@@ -199,42 +198,12 @@ def _fetch_http(spec: ConfigSpec, headers: dict[str, str], sink: _Sink, ctx: Run
 
 
 _READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
-"""Opening never blocks (a FIFO planted at the path would wait for a writer for ever) nor takes a terminal."""
-
-
-def _open_source(path: Path, where: str) -> int:
-    """A ``file://`` source opened as a template's include is (docs/hardening/links.md): its directory walked
-    without following a link the app could have planted; the file itself a link only on a read-only mount (a
-    ConfigMap's ``app.yaml -> ..data/app.yaml``), and then one that stays in its directory; a regular file."""
-    parent = open_dir(path.parent, for_reading=True)
-    try:
-        on_read_only = read_only(parent)
-        try:
-            fd = os.open(path.name, _READ_FLAGS | (0 if on_read_only else os.O_NOFOLLOW), dir_fd=parent)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise link_refused(path, os.readlink(path.name, dir_fd=parent)) from None
-            raise
-        try:
-            if on_read_only:
-                inside, real = os.readlink(f"/proc/self/fd/{parent}"), os.readlink(f"/proc/self/fd/{fd}")
-                if not real.startswith(inside.rstrip("/") + "/"):
-                    raise StepFailed(f"{where}: {path} is a symbolic link to {real}, outside {path.parent}; "
-                                     "prefect-init never follows a link out of a file's directory")
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise StepFailed(f"{where}: {path} is not a regular file (a FIFO, a device or a directory)")
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
-    finally:
-        os.close(parent)
 
 
 def _fetch_file(spec: ConfigSpec, sink: _Sink, where: str) -> None:
     path = Path(os.path.normpath(unquote(urlsplit(spec.url).path)))
     try:
-        with os.fdopen(_open_source(path, where), "rb") as source:
+        with os.fdopen(open_regular(path, where), "rb") as source:
             while chunk := source.read(64 * 1024):
                 sink.write(chunk)
     except OSError as exc:

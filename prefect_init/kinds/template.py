@@ -43,13 +43,14 @@ from prefect_init.runtime.atomic import (
     make_parent,
     open_dir,
     open_nofollow,
+    open_regular,
     opened_dir,
     read_nofollow,
     set_attributes,
     write_error,
 )
 from prefect_init.runtime.context import RunContext
-from prefect_init.runtime.documents import guess_format, parse_file
+from prefect_init.runtime.documents import guess_format, parse
 from prefect_init.runtime.redaction import register_secret, register_values
 from prefect_init.runtime.values import resolve_value
 from prefect_init.spec.durations import format_duration
@@ -269,7 +270,9 @@ def render_text(spec: TemplateSpec, ctx: RunContext) -> str:
             raise StepFailed(f"template {label}: files.{name}: {path}: cannot tell the format from the suffix "
                              "(.json, .yaml, .yml, .toml, .env)")
         try:
-            values[name] = parse_file(resolved, fmt, f"template {label}: files.{name}")
+            where = f"template {label}: files.{name}"
+            with os.fdopen(open_regular(Path(os.path.normpath(os.path.abspath(resolved))), where), "rb") as stream:
+                values[name] = parse(stream, fmt, where)  # never through a link planted in a volume, nor a FIFO
             register_values(values[name])  # usually secrets (/secrets/app-secrets.json): masked like them
         except OSError as exc:
             raise StepFailed(f"template {label}: files.{name}: {path}: {exc.strerror}") from None

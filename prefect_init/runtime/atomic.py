@@ -164,6 +164,38 @@ def open_dir(path: str | os.PathLike[str], *, create: bool = False, created: lis
         raise
 
 
+def open_regular(path: Path, where: str) -> int:
+    """A descriptor of a file to read (a ``config``'s ``file://`` source, a template's ``files:``), opened as a
+    template's include is (docs/hardening/links.md): its directory walked without following a link the app could
+    have planted; the file itself a link only on a read-only mount (a ConfigMap's ``app.yaml -> ..data/app.yaml``),
+    and then one that stays in its directory; a regular file, opened without blocking (a FIFO). ``where`` begins
+    each error. The caller closes the descriptor."""
+    parent = open_dir(path.parent, for_reading=True)
+    try:
+        on_read_only = read_only(parent)
+        try:
+            flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+            fd = os.open(path.name, flags | (0 if on_read_only else os.O_NOFOLLOW), dir_fd=parent)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise link_refused(path, os.readlink(path.name, dir_fd=parent)) from None
+            raise
+        try:
+            if on_read_only:
+                inside, real = os.readlink(f"/proc/self/fd/{parent}"), os.readlink(f"/proc/self/fd/{fd}")
+                if not real.startswith(inside.rstrip("/") + "/"):
+                    raise StepFailed(f"{where}: {path} is a symbolic link to {real}, outside {path.parent}; "
+                                     "prefect-init never follows a link out of a file's directory")
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise StepFailed(f"{where}: {path} is not a regular file (a FIFO, a device or a directory)")
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+    finally:
+        os.close(parent)
+
+
 @contextlib.contextmanager
 def opened_dir(path: str | os.PathLike[str], *, create: bool = False,
                created: list[Path] | None = None) -> Iterator[int]:

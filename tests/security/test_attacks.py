@@ -294,3 +294,34 @@ def test_a_config_file_url_of_a_regular_file_is_copied(tmp_path: Path) -> None:
 """)
     assert code == 0, stderr
     assert dest.read_text() == "port: 8080\n"
+
+
+def test_a_template_files_document_is_not_read_through_a_link_planted_in_a_volume(tmp_path: Path) -> None:
+    """``files: {app: /shared/app.yaml}``: a link planted there put what it pointed to into the rendered output."""
+    volume = _volume(tmp_path)
+    secret = tmp_path / "etc" / "secret.yaml"
+    secret.parent.mkdir()
+    secret.write_text("token: marker-not-for-the-app\n")
+    (volume / "app.yaml").symlink_to(secret)
+    dest = tmp_path / "out.txt"
+    code, steps, _ = _run(tmp_path, f"""
+  - name: render
+    template:
+      inline: "{{{{ app.token }}}}"
+      files: {{app: "{volume}/app.yaml"}}
+      dest: "{dest}"
+""")
+    assert not dest.exists() or "marker-not-for-the-app" not in dest.read_text()
+    assert code == 1
+    assert f"{volume / 'app.yaml'} is a symbolic link (to {secret})" in steps["render"]["error"]
+    (volume / "app.yaml").unlink()
+    (volume / "app.yaml").write_text("token: ordinary\n")  # the positive control: a regular file is read
+    code, _, stderr = _run(tmp_path, f"""
+  - name: render
+    template:
+      inline: "{{{{ app.token }}}}"
+      files: {{app: "{volume}/app.yaml"}}
+      dest: "{dest}"
+""")
+    assert code == 0, stderr
+    assert dest.read_text() == "ordinary"
