@@ -325,3 +325,26 @@ def test_a_template_files_document_is_not_read_through_a_link_planted_in_a_volum
 """)
     assert code == 0, stderr
     assert dest.read_text() == "ordinary"
+
+
+@pytest.mark.parametrize("tag", ["{% include 'planted' %}", "{% import 'planted' as m %}", "{% extends 'planted' %}"])
+@pytest.mark.parametrize("planted", ["fifo", "dev-zero"])
+def test_a_template_never_reads_a_fifo_or_a_device_from_its_directory(tmp_path: Path, tag: str, planted: str) -> None:
+    """Held before: the loader opens without blocking, takes regular files only, and a link out of the directory
+    (to /dev/zero) is refused by the path the kernel says it opened. Include, import and extends share it."""
+    folder = _volume(tmp_path, "templates")
+    if planted == "fifo":
+        os.mkfifo(folder / "planted")
+    else:
+        (folder / "planted").symlink_to("/dev/zero")
+    (folder / "main.j2").write_text(tag + "\n")
+    dest = tmp_path / "out.txt"
+    code, steps, _ = _run(tmp_path, f"""
+  - name: render
+    timeout: 300s
+    template: {{source: "{folder / 'main.j2'}", dest: "{dest}"}}
+""", timeout=60)
+    assert code == 1
+    error = steps["render"]["error"]
+    assert ("is not a regular file" if planted == "fifo" else "outside") in error, error
+    assert not dest.exists()
