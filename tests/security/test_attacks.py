@@ -348,3 +348,39 @@ def test_a_template_never_reads_a_fifo_or_a_device_from_its_directory(tmp_path: 
     error = steps["render"]["error"]
     assert ("is not a regular file" if planted == "fifo" else "outside") in error, error
     assert not dest.exists()
+
+
+# -- HTTP: a gzip bomb ------------------------------------------------------------------------------------------
+
+
+def _gzip_of_spaces(size: int) -> bytes:
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: the gzip wrapper
+    block = b" " * (1024 * 1024)
+    out = [packer.compress(block) for _ in range(size // len(block))]
+    return b"".join([*out, packer.flush()])
+
+
+def test_max_bytes_counts_a_gzip_body_after_decoding(tmp_path: Path) -> None:
+    """Held before: 200 MB of spaces, 200 KB on the wire with Content-Encoding: gzip, against max_bytes 1MiB; the
+    small answer (the positive control) shows the body is decoded before it is written and counted."""
+    from tests.httpservers import serve
+
+    bomb, small = _gzip_of_spaces(200 * 1024 * 1024), _gzip_of_spaces(1024 * 1024)
+    assert len(bomb) < 1024 * 1024
+    dest = tmp_path / "app.yaml"
+    with serve(lambda n: (200, bomb if n else small, {"Content-Encoding": "gzip",
+                                                      "Content-Type": "text/plain"})) as server:
+        spec = f"""
+  - name: cfg
+    config: {{url: "{server.url('/app.yaml')}", dest: "{dest}", max_bytes: 2MiB}}
+"""
+        code, _, stderr = _run(tmp_path, spec)
+        assert code == 0, stderr
+        assert dest.stat().st_size == 1024 * 1024  # decoded: 1 MiB of spaces (an empty YAML document)
+        dest.unlink()
+        code, steps, _ = _run(tmp_path, spec)
+    assert code == 1
+    assert "larger than max_bytes (2097152 bytes)" in steps["cfg"]["error"], steps["cfg"]["error"]
+    assert not dest.exists()
