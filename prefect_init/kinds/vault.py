@@ -237,7 +237,7 @@ class VaultSession:
                 k = auth.kubernetes
                 jwt = resolve_value(FromFile(file=k.jwt_file), self.ctx, "vault kubernetes jwt_file")
                 what = f"vault login (kubernetes role {k.role} at auth/{k.mount})"
-                response = client.auth.kubernetes.login(role=k.role, jwt=jwt, mount_point=k.mount)
+                response = client.auth.kubernetes.login(role=k.role, jwt=jwt, mount_point=k.mount, use_token=False)
             else:
                 assert auth.approle is not None
                 a = auth.approle
@@ -247,12 +247,17 @@ class VaultSession:
                 secret_id = resolve_value(secret_value, self.ctx, "vault approle secret_id")
                 register_secret(secret_id)
                 what = f"vault login (approle at auth/{a.mount})"
-                response = client.auth.approle.login(role_id=role_id, secret_id=secret_id, mount_point=a.mount)
+                response = client.auth.approle.login(role_id=role_id, secret_id=secret_id, mount_point=a.mount,
+                                                     use_token=False)
         except StepError:
             raise
         except Exception as exc:
             raise vault_error(exc, redact(f"{what}")) from None
-        token = str(response["auth"]["client_token"])
+        auth_block = response.get("auth") if isinstance(response, dict) else None
+        token = auth_block.get("client_token") if isinstance(auth_block, dict) else None
+        if not isinstance(token, str) or not token:  # an HTML page (a proxy's login), {"auth": null}, a 204
+            raise StepFailed(f"{what}: the answer holds no client token, so it is not Vault's (check that address: "
+                             "is Vault itself, not a proxy, a login page or another service)")
         register_secret(token)
         self.logged_in = True
         self.ctx.log.info(f"{what}: logged in")

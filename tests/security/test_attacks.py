@@ -384,3 +384,48 @@ def test_max_bytes_counts_a_gzip_body_after_decoding(tmp_path: Path) -> None:
     assert code == 1
     assert "larger than max_bytes (2097152 bytes)" in steps["cfg"]["error"], steps["cfg"]["error"]
     assert not dest.exists()
+
+
+# -- Vault: an answer that is not Vault's ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("body", "kind"), [(b"<html>Sign in</html>", "text/html"),
+                                            (b'{"auth": null}', "application/json"),
+                                            (b'{"auth": {"client_token": 12}}', "application/json")])
+def test_a_vault_login_answered_by_something_else_fails_in_words(tmp_path: Path, body: bytes, kind: str) -> None:
+    """Not Vault's documented answer (tests/vaultserver.py follows those): a proxy's login page, an empty auth
+    block. Before: 'vault login (approle at auth/approle): unexpected TypeError'."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    (tmp_path / "sid").write_text("secret-id-marker\n")
+    try:
+        code, steps, stderr = _run(tmp_path, f"""
+  - name: secrets
+    vault:
+      address: http://127.0.0.1:{server.server_address[1]}
+      auth: {{approle: {{role_id: r1, secret_id_file: "{tmp_path / 'sid'}"}}}}
+      secrets: [{{path: secret/data/app, dest: "{tmp_path / 'app.json'}"}}]
+""")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 1
+    error = steps["secrets"]["error"]
+    assert error == "vault login (approle at auth/approle): the answer holds no client token, so it is not " \
+        "Vault's (check that address: is Vault itself, not a proxy, a login page or another service)", error
+    assert "secret-id-marker" not in stderr
