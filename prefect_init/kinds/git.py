@@ -49,7 +49,7 @@ from prefect_init.spec.model import FromFile, StepBase, StrictModel
 
 FINAL = ("couldn't find remote ref", "repository not found", "authentication failed", "not found",
          "invalid username or password", "does not appear to be a git repository", "permission denied",
-         "not our ref", "unadvertised object")
+         "not our ref", "unadvertised object", "strange hostname", "strange pathname")
 
 
 VOLUME_FULL_OR_READ_ONLY = {"no space left on device": "no space left on device (the volume is full)",

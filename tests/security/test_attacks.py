@@ -429,3 +429,28 @@ def test_a_vault_login_answered_by_something_else_fails_in_words(tmp_path: Path,
     assert error == "vault login (approle at auth/approle): the answer holds no client token, so it is not " \
         "Vault's (check that address: is Vault itself, not a proxy, a login page or another service)", error
     assert "secret-id-marker" not in stderr
+
+
+# -- git: a host or a path that is an ssh option ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("repo", "final"), [("ssh://-oProxyCommand=touch%20{marker}/x", True),
+                                             ("ssh://git@-oProxyCommand=touch%20{marker}/x", False),
+                                             ("ssh://host/-oProxyCommand=touch%20{marker}", False)])
+def test_an_ssh_url_whose_host_is_an_option_runs_nothing(tmp_path: Path, repo: str, final: bool) -> None:
+    """Held before: git refuses a host that begins with '-' ('strange hostname', CVE-2017-1000117), and gives ssh
+    a user@host or a path as one argument, never an option. The marker file proves nothing ran. The refusal was
+    retried as if the network had failed; now it is final (the other two are ssh failing to reach a host of that
+    name: a network failure, retried)."""
+    marker = tmp_path / "PWNED"
+    (tmp_path / "known_hosts").write_text("")
+    url = repo.format(marker=marker)
+    code, steps, _ = _run(tmp_path, f"""
+  - name: clone
+    retries: 2
+    retry_delay: 10ms
+    git: {{repo: "{url}", dest: "{tmp_path / 'site'}", known_hosts: {{file: "{tmp_path / 'known_hosts'}"}}}}
+""")
+    assert not marker.exists()
+    assert code == 1
+    assert steps["clone"]["attempts"] == (1 if final else 3), steps["clone"]
