@@ -454,3 +454,28 @@ def test_an_ssh_url_whose_host_is_an_option_runs_nothing(tmp_path: Path, repo: s
     assert not marker.exists()
     assert code == 1
     assert steps["clone"]["attempts"] == (1 if final else 3), steps["clone"]
+
+
+def test_a_gitmodules_update_command_runs_nothing(tmp_path: Path) -> None:
+    """Held before: ``update = !touch MARKER`` in a repository's .gitmodules; git honours '!' only from the
+    checkout's own configuration (CVE-2019-19604), and refuses the value. The marker proves nothing ran."""
+    marker = tmp_path / "PWNED"
+    lib, top = tmp_path / "lib", tmp_path / "top"
+    for repo in (lib, top):
+        repo.mkdir()
+        git("init", "-q", "-b", "main", cwd=repo)
+    (lib / "l.txt").write_text("lib\n")
+    git("add", ".", cwd=lib)
+    git("commit", "-q", "-m", "lib", cwd=lib)
+    (top / "t.txt").write_text("top\n")
+    git("-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "vendor/lib", cwd=top)
+    git("config", "-f", ".gitmodules", "submodule.vendor/lib.update", f"!touch {marker}", cwd=top)
+    git("add", ".", cwd=top)
+    git("commit", "-q", "-m", "top", cwd=top)
+    code, steps, _ = _run(tmp_path, f"""
+  - name: clone
+    git: {{repo: "file://{top}", ref: main, dest: "{tmp_path / 'site'}", submodules: true}}
+""")
+    assert not marker.exists()
+    assert code == 1
+    assert "submodule.vendor/lib.update" in steps["clone"]["error"], steps["clone"]["error"]
