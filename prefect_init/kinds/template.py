@@ -46,6 +46,7 @@ from prefect_init.runtime.atomic import (
     open_regular,
     opened_dir,
     read_nofollow,
+    read_only,
     set_attributes,
     write_error,
 )
@@ -181,8 +182,13 @@ class _Loader:
                 raise StepFailed(f"template {self.label}: {template}: {path} is a symbolic link to {real}, outside "
                                  f"{self.directory}; prefect-init never follows a link out of a template's "
                                  "directory")
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
                 raise StepFailed(f"template {self.label}: {template}: {path} is not a regular file")
+            if st.st_nlink > 1 and not read_only(self.fd):
+                raise StepFailed(f"template {self.label}: {template}: {path} has {st.st_nlink} hard links: another "
+                                 "name of the same file may lie outside the template's directory; prefect-init reads "
+                                 "a file in a writable directory only by its one name")
             with os.fdopen(os.dup(fd), "rb") as handle:
                 data = handle.read(MAX_TEMPLATE_BYTES + 1)
         finally:

@@ -186,8 +186,13 @@ def open_regular(path: Path, where: str) -> int:
                 if not real.startswith(inside.rstrip("/") + "/"):
                     raise StepFailed(f"{where}: {path} is a symbolic link to {real}, outside {path.parent}; "
                                      "prefect-init never follows a link out of a file's directory")
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
                 raise StepFailed(f"{where}: {path} is not a regular file (a FIFO, a device or a directory)")
+            if st.st_nlink > 1 and not on_read_only:
+                raise StepFailed(f"{where}: {path} has {st.st_nlink} hard links: another name of the same file may "
+                                 "lie outside its directory; prefect-init reads a file in a writable directory only "
+                                 "by its one name")
         except BaseException:
             os.close(fd)
             raise

@@ -479,3 +479,26 @@ def test_a_gitmodules_update_command_runs_nothing(tmp_path: Path) -> None:
     assert not marker.exists()
     assert code == 1
     assert "submodule.vendor/lib.update" in steps["clone"]["error"], steps["clone"]["error"]
+
+
+def test_a_file_read_from_a_writable_directory_is_not_read_through_a_hard_link(tmp_path: Path) -> None:
+    """A hard link passes the path check (``/proc/self/fd`` names the link's own path): an include, a template's
+    ``files:`` or a config's ``file://`` source that is a second name of a root-only file copied it into the
+    output."""
+    folder = _volume(tmp_path, "templates")
+    secret = _secret_beside(folder)
+    secret.write_text("token: marker-not-for-the-app\n")
+    os.link(secret, folder / "part.yaml")
+    (folder / "main.j2").write_text("{% include 'part.yaml' %}")
+    out = tmp_path / "out"
+    main, part = folder / "main.j2", folder / "part.yaml"
+    steps_text = {
+        "include": f'template: {{source: "{main}", dest: "{out}/a.txt"}}',
+        "files": f'template: {{inline: "{{{{ d.token }}}}", files: {{d: "{part}"}}, dest: "{out}/b.txt"}}',
+        "config": f'config: {{url: "file://{part}", dest: "{out}/c.yaml"}}',
+    }
+    for name, text in steps_text.items():
+        code, steps, _ = _run(tmp_path, f"  - name: {name}\n    {text}\n")
+        assert code == 1, name
+        assert "has 2 hard links" in steps[name]["error"], (name, steps[name]["error"])
+    assert not out.exists() or all("marker-not-for-the-app" not in f.read_text() for f in out.iterdir())
