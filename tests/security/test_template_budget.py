@@ -65,9 +65,10 @@ def test_a_runaway_loop_fails_at_the_steps_deadline(tmp_path: Path) -> None:
 
 
 def test_sigterm_stops_a_runaway_render(tmp_path: Path) -> None:
-    """The step reads a document from a FIFO before it renders: once the test has written it, the step is past
-    its own checks and in the render, where only the watch can see SIGTERM."""
-    gate = tmp_path / "gate.json"
+    """The step reads a secret from a FIFO before it renders (a template's ``files:`` refuses a FIFO, a secret's
+    ``{file: ...}`` waits on it): once the test has written it, the step is past its own checks and in the render,
+    where only the watch can see SIGTERM."""
+    gate = tmp_path / "gate"
     os.mkfifo(gate)
     spec = write_spec(tmp_path, f"""
         version: 1
@@ -76,7 +77,7 @@ def test_sigterm_stops_a_runaway_render(tmp_path: Path) -> None:
         steps:
           - name: loop
             timeout: 10m
-            template: {{inline: {json.dumps(RUNAWAY)}, dest: out/x.conf, files: {{gate: {gate}}}}}
+            template: {{inline: {json.dumps(RUNAWAY)}, dest: out/x.conf, secrets: {{gate: {{file: {gate}}}}}}}
     """)
     proc = subprocess.Popen([*CLI, "run", str(spec)], env=clean_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -91,7 +92,7 @@ def test_sigterm_stops_a_runaway_render(tmp_path: Path) -> None:
                 assert exc.errno == errno.ENXIO, exc
                 time.sleep(0.02)
         assert writer >= 0, "the run ended before it read the document"
-        os.write(writer, b'{"a": 1}')
+        os.write(writer, b"gate-value")
         os.close(writer)
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
