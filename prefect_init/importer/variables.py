@@ -11,6 +11,7 @@ from typing import Any
 
 from prefect_init.importer.manifest import Container, kube_expand
 from prefect_init.importer.shell import Word, quote_state, reference
+from prefect_init.render.provenance import own_prefix
 from prefect_init.spec.credentials import CREDENTIAL_NAME, is_literal_credential
 
 _PASS = re.compile(r"(?<!BY)(?<!COM)PASS(?!IVE|THRU|THROUGH|ENGER|AGE|PORT)", re.IGNORECASE)
@@ -181,8 +182,7 @@ class Vars:
         first = self.space.own.get(name)
         if first is None or first == self.container.name or name not in self.vars:
             return name
-        prefix = re.sub(r"[^A-Z0-9]+", "_", self.container.name.upper()).strip("_") or "INIT"
-        return f"{prefix}_{name}"
+        return f"{own_prefix(self.container.name)}_{name}"
 
     def ref(self, name: str, default: str | None = None) -> str:
         """The spec's reference to a variable the container's script reads (under this container's own name for

@@ -43,8 +43,9 @@ from prefect_init.render.pod import (
     volume_name,
     volumes,
 )
-from prefect_init.render.provenance import SHORT_KINDS
+from prefect_init.render.provenance import SHORT_KINDS, own_prefix
 from prefect_init.render.roundtrip import changed_document
+from prefect_init.spec.interpolate import referenced_variables
 from prefect_init.spec.model import Spec
 from prefect_init.spec.writes import step_writes
 
@@ -377,7 +378,7 @@ def compute(spec: Spec, options: RenderOptions, doc: Doc, keep_init: bool = Fals
         mount["name"] = renamed.get(mount["name"], mount["name"])
     added += joined
     container["volumeMounts"] = [m for m, _ in unique]
-    env, env_from = _merged_env(container, sources)
+    env, env_from = _merged_env(container, sources, referenced_variables(spec.text))
     context, notes, said = (container["securityContext"], privilege_note(spec), []) if keep_init else \
         security(spec, sources, pod)
     warnings += said
@@ -632,15 +633,23 @@ def _writable(mount: Doc, pod_volumes: dict[Any, Doc]) -> Doc:
     return out
 
 
-def _merged_env(container: Doc, sources: list[Doc]) -> tuple[list[Doc], list[Doc]]:
+def _merged_env(container: Doc, sources: list[Doc], reads: set[str] | None = None) -> tuple[list[Doc], list[Doc]]:
     """The prefect-init container's variables, then those of the containers it replaces (so ``${VAR}`` in the
-    imported spec resolve), each name once: ours win. ``envFrom``: theirs, then ours (a later source wins)."""
+    imported spec resolve), each name once: ours win. A variable the spec reads under a container's own name
+    (``SETUP_STORE_SQL_DATABASE``, see :func:`own_prefix`) gets that container's entry under that name, so each
+    step sees exactly what its container saw. ``envFrom``: theirs, then ours (a later source wins)."""
     env = list(container.get("env") or [])
     names = {e.get("name") for e in env}
     theirs_from: list[Doc] = []
     for source in sources:
         for entry in source.get("env") or []:
-            if isinstance(entry, dict) and entry.get("name") not in names:
+            if not isinstance(entry, dict):
+                continue
+            own = f"{own_prefix(str(source.get('name')))}_{entry.get('name')}"
+            if reads and own in reads and own not in names:
+                names.add(own)
+                env.append({**copy.deepcopy(entry), "name": own})
+            if entry.get("name") not in names:
                 names.add(entry.get("name"))
                 env.append(copy.deepcopy(entry))
         theirs_from += [copy.deepcopy(e) for e in source.get("envFrom") or [] if isinstance(e, dict)]

@@ -36,3 +36,10 @@ def parse_provenance(spec_text: str) -> tuple[str, str, list[str]] | None:
             containers = match["containers"] or ""
             return match["kind"], match["name"], [c.strip() for c in containers.split(",") if c.strip()]
     return None
+
+
+def own_prefix(container_name: str) -> str:
+    """The prefix of a variable that two initContainers define differently: the later container's steps read
+    ``CONTAINER_NAME`` (its own value), not ``NAME`` (the first one's); ``render --into`` gives the prefect-init
+    container that container's entry under the prefixed name. The importer writes it, render reads it."""
+    return re.sub(r"[^A-Z0-9]+", "_", container_name.upper()).strip("_") or "INIT"

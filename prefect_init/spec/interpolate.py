@@ -56,3 +56,8 @@ def required_variables(text: str) -> list[str]:
         if name and match.group(2) is None and name not in names:
             names.append(name)
     return names
+
+
+def referenced_variables(text: str) -> set[str]:
+    """Every variable ``text`` reads, with a default or without."""
+    return {match.group(1) for match in _TOKEN.finditer(text) if match.group(1)}
