@@ -46,7 +46,8 @@ EXIT_CODES = {
     "migrations": "0 every migration is applied or pending; 1 a file changed, went missing or failed, or the "
                   "database cannot be read; 2 the spec or the command line is wrong",
     "import": "0 the spec was written (notes on stderr); 2 a bad manifest, no or several workloads with "
-              "initContainers (give --workload), an unwritable -o",
+              "initContainers (give --workload), every initContainer kept as it is (nothing to import; "
+              "--replace-all), an unwritable -o",
     "schema": "0 always",
 }
 """Every command's exit codes: the last paragraph of its --help (a test holds every command to one)."""
