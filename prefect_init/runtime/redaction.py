@@ -29,9 +29,11 @@ MASK = "****"
 MIN_SECRET_LENGTH = 4
 """Shorter values are not masked by value (masking every ``a`` would garble logs); URL passwords still are."""
 
-_URL_PASSWORD = re.compile(r"(?P<pre>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s/]+)(?P<post>@)")
+_URL_PASSWORD = re.compile(r"(?P<pre>(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s/]+)(?P<post>@)")
+"""The lookbehind starts a scheme only where one can start: without it, a long run of scheme characters
+(``a.a.a.``: a line of output) is scanned again from each position, quadratic (200 KB took 100 s)."""
 _KV_PASSWORD = re.compile(r"(?P<pre>(?<![?&;])\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|[^\s'\"]+)", re.IGNORECASE)
-_URL_USER = re.compile(r"(?P<pre>\b(?:[a-zA-Z][a-zA-Z0-9.-]*\+)?https?://)(?P<user>[^:/@\s?#'\"<>]+)(?P<post>@)",
+_URL_USER = re.compile(r"(?P<pre>(?<![a-zA-Z0-9+.-])(?:[a-zA-Z][a-zA-Z0-9.-]*\+)?https?://)(?P<user>[^:/@\s?#'\"<>]+)(?P<post>@)",
                        re.IGNORECASE)
 """An HTTP(S) URL's user without a password: how a token is often given (``https://TOKEN@github.com/...``).
 Other schemes' users (``ssh://git@``, ``postgres://app@``) are names, kept."""

@@ -216,10 +216,6 @@ def test_known_sandbox_escapes_are_refused(tmp_path: Path, escape: str) -> None:
 # -- redaction: a long line of output holds the run past its deadline -----------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="open: prefect_init/runtime/redaction.py's _URL_PASSWORD and _URL_USER try "
-                   "every position of a run of scheme characters again (quadratic); the fix is a lookbehind "
-                   "(?<![a-zA-Z0-9+.-]) before the scheme, as kinds/template.py's own searches do. redaction.py "
-                   "belongs to another helper's task, so it is not changed here")
 def test_a_long_line_of_command_output_does_not_hold_the_run_past_its_deadline(tmp_path: Path) -> None:
     """A step prints one line of 200 KB (``a.a.a.``: what a step's output or an app's log can hold). Every line is
     redacted before it is shown; redaction took 100 s over it, against ``timeout: 5s``: the engine's failure at
