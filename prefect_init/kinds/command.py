@@ -34,6 +34,9 @@ from prefect_init.runtime.values import resolve_value
 from prefect_init.spec.durations import Duration, format_duration
 from prefect_init.spec.model import Argv, FromFile, StepBase
 
+MAX_LINE = 64 * 1024
+"""The most bytes of one line of a process's output that are kept and logged: a line of 50 MB (a minified file
+cat by mistake, a binary) is cut there, the rest counted, so memory and the time to redact and log it stay bound."""
 TAIL_LINES = 10
 
 
@@ -88,8 +91,15 @@ def run_process(argv: list[str], ctx: RunContext, *, cwd: Path | None = None, en
 
     def pump() -> None:
         assert proc.stdout is not None
-        for raw in proc.stdout:
+        while raw := proc.stdout.readline(MAX_LINE):
             line = raw.decode(errors="replace").rstrip("\r\n")
+            if len(raw) == MAX_LINE and not raw.endswith(b"\n"):  # the rest of an endless line: counted, not kept
+                rest = 0
+                while more := proc.stdout.readline(MAX_LINE):
+                    rest += len(more)
+                    if more.endswith(b"\n"):
+                        break
+                line += f" ... (the line goes on for {rest} more bytes, not shown)"
             tail.append(line)
             ctx.log.info(line)
 

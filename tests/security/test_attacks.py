@@ -498,3 +498,39 @@ def test_a_file_read_from_a_writable_directory_is_not_read_through_a_hard_link(t
         assert code == 1, name
         assert "has 2 hard links" in steps[name]["error"], (name, steps[name]["error"])
     assert not out.exists() or all("marker-not-for-the-app" not in f.read_text() for f in out.iterdir())
+
+
+# -- command: one endless line of output -------------------------------------------------------------------------
+
+
+def test_one_huge_line_of_command_output_is_cut_and_bounded(tmp_path: Path) -> None:
+    """A step prints one line of 50 MB (no newline until the end). Before: 233 MB of memory, and the step reported
+    'succeeded in 7.9s' against timeout: 5s (the process ended at once; logging the line took the rest). Now the
+    line is cut at 64 KiB and the rest counted: memory and time stay bound."""
+    import subprocess
+    import sys
+
+    spec = write_spec(tmp_path, """
+version: 1
+name: flood
+status_file: status.json
+steps:
+  - name: flood
+    timeout: 5s
+    command: [sh, -c, "head -c 50000000 /dev/zero | tr '\\\\0' a; echo; echo after-the-line"]
+""")
+    probe = ("import resource, subprocess, sys, time\n"
+             "started = time.monotonic()\n"
+             f"proc = subprocess.run([sys.executable, '-m', 'prefect_init.cli', 'run', {str(spec)!r}],\n"
+             "                      capture_output=True, text=True, timeout=120)\n"
+             "print(proc.returncode, round(time.monotonic() - started, 1),\n"
+             "      resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)\n"
+             "sys.stderr.write(proc.stderr[-3000:])\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=180, env=clean_env())
+    code, took, peak_mb = out.stdout.split()
+    steps = json.loads((tmp_path / "status.json").read_text())["steps"]
+    assert int(code) == 0 and steps[0]["status"] == "succeeded", out.stderr
+    assert "after-the-line" in out.stderr  # the control: the output after the long line was read and logged
+    assert "the line goes on for " in out.stderr and "more bytes, not shown" in out.stderr, out.stderr[-500:]
+    assert int(peak_mb) < 150, f"{peak_mb} MB peak for one 50 MB line"
+    assert float(took) < 20, f"{took} s"
