@@ -29,8 +29,10 @@ def test_the_init_image_is_lean_and_the_worker_has_prefect(images: Images) -> No
     total = sum(size for size, _ in own)
     pip = [size for size, created in own if "pip install" in created]
     assert len(pip) == 1, own
-    assert total <= 160 * MB, [(round(size / MB, 1), created[:80]) for size, created in own]
-    assert pip[0] <= 70 * MB, round(pip[0] / MB, 1)
+    # measured 2026-12-06: 91.9 MB of Debian packages (git, ssh), 95.4 MB of pip, of which 24.2 MB is squawk (the
+    # migration linter's binary: the migrate step lints in the pod before it applies) — a few MB kept for growth
+    assert total <= 192 * MB, [(round(size / MB, 1), created[:80]) for size, created in own]
+    assert pip[0] <= 100 * MB, round(pip[0] / MB, 1)
     found = podman("run", "--rm", "--pull=never", "--entrypoint", "python", images.init, "-c",
                    "import importlib.util as u; print([m for m in ('prefect', 'prefect_kubernetes', 'sqlalchemy', "
                    "'asyncpg', 'kubernetes_asyncio', 'prefect_init', 'psycopg', 'hvac') if u.find_spec(m)])").stdout
