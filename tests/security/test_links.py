@@ -248,8 +248,8 @@ def test_include_never_follows_a_link_out_of_the_template_directory(tmp_path: Pa
 
 
 def test_a_template_that_reads_a_secret_is_written_0400(tmp_path: Path) -> None:
-    """docs/reference/spec.md: mode "0400" when secrets is given; files: are documents whose values are treated as secrets;
-    and an output that holds a registered secret is one too. Each case alone (the others would cover it)."""
+    """docs/reference/spec.md: mode "0400" when secrets is given; files: are documents whose values are treated as
+    secrets; and an output that holds a registered secret is one too. Each case alone (the others would cover it)."""
     (tmp_path / "token").write_text("s3cr3t-canary\n")
     (tmp_path / "app.json").write_text('{"api_key": "k3y-canary"}\n')
     token = tmp_path / "token"
