@@ -7,7 +7,6 @@ The servers are real, on 127.0.0.1: a thread per connection sends the headers, t
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 import threading
@@ -19,18 +18,17 @@ from typing import Any
 import pytest
 
 from tests.helpers import run_cli
+from tests.kinds.test_config import _assert_untouched, _previous, _step
+from tests.kinds.test_config import _spec as config_spec
 
-PREVIOUS = b"database:\n  host: old-db\n  port: 5432\n"
 STEP_TIMEOUT = "60s"  # far past every bound asserted below: what ends an attempt is request_timeout
 
 
-class Trickler:
-    """An HTTP server on 127.0.0.1 that answers 200 and then sends its body one byte every ``every`` seconds;
-    after ``stall_after`` bytes it sends nothing more but keeps the connection open. ``length``: announce a
-    Content-Length (else the body ends when the connection closes, HTTP/1.0 style). Counts the requests."""
+class _RawServer:
+    """An HTTP server on 127.0.0.1 that reads each request's head and hands the connection to ``answer``, with the
+    index of its entry in ``sent`` (the bytes of body sent on that connection); counts the requests."""
 
-    def __init__(self, every: float = 0.2, stall_after: int | None = None, length: bool = True) -> None:
-        self.every, self.stall_after, self.length = every, stall_after, length
+    def __init__(self) -> None:
         self.stop = threading.Event()
         self.requests = 0
         self.sent: list[int] = []
@@ -65,22 +63,38 @@ class Trickler:
                 self.requests += 1
                 index = len(self.sent)
                 self.sent.append(0)
-            body = b"key: " + b"v" * 100_000 + b"\n"  # valid YAML at any length past its first 5 bytes
-            head = "HTTP/1.1 200 OK\r\nContent-Type: application/yaml\r\n"
-            head += f"Content-Length: {len(body)}\r\n" if self.length else "Connection: close\r\n"
-            conn.sendall(head.encode() + b"\r\n")
-            for n, byte in enumerate(body):  # at most 100 kB * 0.2 s: the stop event ends it first
-                if self.stall_after is not None and n >= self.stall_after:
-                    self.stop.wait(120)  # silent, the connection open, until the test ends
-                    return
-                conn.sendall(bytes([byte]))
-                self.sent[index] += 1
-                if self.stop.wait(self.every):
-                    return
+            self.answer(conn, index)
+
+    def answer(self, conn: socket.socket, index: int) -> None:
+        raise NotImplementedError
 
     def close(self) -> None:
         self.stop.set()
         self.listener.close()
+
+
+class Trickler(_RawServer):
+    """An HTTP server on 127.0.0.1 that answers 200 and then sends its body one byte every ``every`` seconds;
+    after ``stall_after`` bytes it sends nothing more but keeps the connection open. ``length``: announce a
+    Content-Length (else the body ends when the connection closes, HTTP/1.0 style). Counts the requests."""
+
+    def __init__(self, every: float = 0.2, stall_after: int | None = None, length: bool = True) -> None:
+        self.every, self.stall_after, self.length = every, stall_after, length
+        super().__init__()
+
+    def answer(self, conn: socket.socket, index: int) -> None:
+        body = b"key: " + b"v" * 100_000 + b"\n"  # valid YAML at any length past its first 5 bytes
+        head = "HTTP/1.1 200 OK\r\nContent-Type: application/yaml\r\n"
+        head += f"Content-Length: {len(body)}\r\n" if self.length else "Connection: close\r\n"
+        conn.sendall(head.encode() + b"\r\n")
+        for n, byte in enumerate(body):  # at most 100 kB * 0.2 s: the stop event ends it first
+            if self.stall_after is not None and n >= self.stall_after:
+                self.stop.wait(120)  # silent, the connection open, until the test ends
+                return
+            conn.sendall(bytes([byte]))
+            self.sent[index] += 1
+            if self.stop.wait(self.every):
+                return
 
 
 @contextmanager
@@ -92,29 +106,9 @@ def trickler(**kwargs: Any) -> Iterator[Trickler]:
         server.close()
 
 
-def _status(tmp_path: Path) -> dict[str, Any]:
-    step: dict[str, Any] = json.loads((tmp_path / "status.json").read_text())["steps"][0]
-    return step
-
-
 def _config(tmp_path: Path, url: str, dest: Path, request_timeout: str, retries: int = 0) -> Path:
-    path = tmp_path / "init.yaml"
-    step = {"name": "config", "timeout": STEP_TIMEOUT, "retries": retries, "retry_delay": "50ms",
-            "config": {"url": url, "dest": str(dest), "request_timeout": request_timeout, "format": "yaml"}}
-    path.write_text(json.dumps({"version": 1, "name": "dl", "status_file": "status.json", "steps": [step]}))
-    return path
-
-
-def _previous(tmp_path: Path) -> Path:
-    dest = tmp_path / "conf" / "app.yaml"
-    dest.parent.mkdir()
-    dest.write_bytes(PREVIOUS)
-    return dest
-
-
-def _assert_untouched(dest: Path) -> None:
-    assert dest.read_bytes() == PREVIOUS
-    assert not [p for p in dest.parent.iterdir() if p.name != dest.name]  # no temporary file left
+    return config_spec(tmp_path, {"url": url, "dest": str(dest), "request_timeout": request_timeout, "format": "yaml"},
+                       retries=retries, timeout=STEP_TIMEOUT)
 
 
 @pytest.mark.parametrize("length", [True, False], ids=["content-length", "until-close"])
@@ -125,7 +119,7 @@ def test_a_trickling_download_fails_within_request_timeout_and_is_retried(tmp_pa
     dest = _previous(tmp_path)
     with trickler(length=length) as server:
         result = run_cli("run", str(_config(tmp_path, server.url("/c.yaml"), dest, "1s", retries=1)), timeout=30)
-    step = _status(tmp_path)
+    step = _step(tmp_path)
     assert result.code == 1, result.output
     assert step["attempts"] == 2, step  # retryable
     assert server.requests == 2
@@ -143,7 +137,7 @@ def test_a_download_that_trickles_then_stalls_ends_at_its_deadline(tmp_path: Pat
     dest = _previous(tmp_path)
     with trickler(stall_after=8) as server:
         result = run_cli("run", str(_config(tmp_path, server.url("/c.yaml"), dest, "2s")), timeout=30)
-    step = _status(tmp_path)
+    step = _step(tmp_path)
     assert result.code == 1, result.output
     assert server.sent == [8]
     assert step["duration_s"] < 2 + 1, step
@@ -165,7 +159,7 @@ def test_a_trickling_probe_is_not_ready_within_its_own_timeout(tmp_path: Path) -
     again and again, and the step ends at its deadline with the reason in words."""
     with trickler() as server:
         result = run_cli("run", str(_wait(tmp_path, server.url("/health"), "3s")), timeout=30)
-    step = _status(tmp_path)
+    step = _step(tmp_path)
     assert result.code == 1, result.output
     # 3 s of probes of at most 0.5 s each (plus pauses of at most 0.25 s): more than one; a probe held by the
     # trickle would be the only one
@@ -179,54 +173,24 @@ def test_a_probe_that_trickles_then_stalls_ends_at_its_timeout(tmp_path: Path) -
     """A probe whose answer stops after 2 bytes: the read blocked on it ends at the probe's timeout."""
     with trickler(stall_after=2) as server:
         result = run_cli("run", str(_wait(tmp_path, server.url("/health"), "3s")), timeout=30)
-    step = _status(tmp_path)
+    step = _step(tmp_path)
     assert result.code == 1, result.output
     assert server.requests >= 3, server.requests
     # the probe's own timeout, or the time left before the step's deadline if less
     assert re.search(r"the answer did not finish within 0\.[1-5]s \(", step["error"]), step["error"]
 
 
-class Flood:
+class Flood(_RawServer):
     """An HTTP server on 127.0.0.1 whose answer never ends, sent as fast as the client reads it (no length: the
     body would end when the connection closes); counts the requests and the bytes sent on each."""
 
-    def __init__(self) -> None:
-        self.stop = threading.Event()
-        self.sent: list[int] = []
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(16)
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+    def answer(self, conn: socket.socket, index: int) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n")
+        chunk = b"x" * 65536
+        while not self.stop.is_set() and self.sent[index] < 1024 * 1024 * 1024:  # 1 GiB at most
+            conn.sendall(chunk)  # until the client closes: a broken pipe ends it
+            self.sent[index] += len(chunk)
 
-    def _accept(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        with conn, suppress(OSError):
-            conn.settimeout(30)
-            request = b""
-            while b"\r\n\r\n" not in request:
-                data = conn.recv(4096)
-                if not data:
-                    return
-                request += data
-            index = len(self.sent)
-            self.sent.append(0)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n")
-            chunk = b"x" * 65536
-            while not self.stop.is_set() and self.sent[index] < 1024 * 1024 * 1024:  # 1 GiB at most
-                conn.sendall(chunk)  # until the client closes: a broken pipe ends it
-                self.sent[index] += len(chunk)
-
-    def close(self) -> None:
-        self.stop.set()
-        self.listener.close()
 
 
 def test_an_endless_answer_does_not_hold_a_probe(tmp_path: Path) -> None:
@@ -240,7 +204,7 @@ def test_an_endless_answer_does_not_hold_a_probe(tmp_path: Path) -> None:
         result = run_cli("run", str(_wait(tmp_path, f"http://127.0.0.1:{server.port}/health", "3s")), timeout=30)
     finally:
         server.close()
-    step = _status(tmp_path)
+    step = _step(tmp_path)
     assert result.code == 1, result.output
     assert len(server.sent) >= 3, server.sent  # each probe ended and another came
     assert "answer does not contain the expected text" in step["error"], step["error"]
